@@ -1,0 +1,6 @@
+"""Views (camera pose + light) and the datamodules that yield them."""
+
+from lit3d.data.datamodule import ViewsDataModule
+from lit3d.data.views import Views, orbit_views, overhead_views, spherical_to_cartesian
+
+__all__ = ["ViewsDataModule", "Views", "orbit_views", "overhead_views", "spherical_to_cartesian"]

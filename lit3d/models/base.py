@@ -1,0 +1,34 @@
+"""The interface of every response model (simulated cells, encoding models, vision networks)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class ResponseModel(nn.Module):
+    """``images (B, 3, H, W) linear RGB -> responses (B, N)``.
+
+    Subclasses implement :meth:`preprocess` (their own grayscale / resize / normalization: the
+    modules never normalize for them) and :meth:`respond` on preprocessed inputs.
+    """
+
+    #: Number of output units N.
+    num_outputs: int = 1
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) renders -> the model's input tensor."""
+        raise NotImplementedError
+
+    def respond(self, inputs: Tensor) -> Tensor:
+        """Preprocessed inputs -> (B, N) responses."""
+        raise NotImplementedError
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+        return self.respond(self.preprocess(images))
+
+    def optimal_images(self) -> Tensor | None:
+        """(N, 3, H, W) images that drive each unit maximally, where that optimum is known
+        (simulated cells); ``None`` otherwise."""
+        return None

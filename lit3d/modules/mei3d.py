@@ -1,0 +1,249 @@
+"""``MEI3D``: deform a mesh so that a modeled neuron's response to its render is maximal.
+
+Loss (3D-MEI paper, eq. in Methods): ``-f(R(M)) + λ_lap L_lap + λ_edge L_edge + λ_area L_area
++ λ_arap L_arap``, minimized with Adam over the RBF offsets and scales (or free vertex offsets).
+The module only composes: geometry (:mod:`lit3d.geometry`), renderer (:mod:`lit3d.render`) and
+response model (:mod:`lit3d.models`), each owning its own idea.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from lit3d.data.views import Views, orbit_views, overhead_views
+from lit3d.geometry.mesh import Mesh, validate_mesh
+from lit3d.geometry.primitives import MeshSource, Sheet
+from lit3d.geometry.rbf import RBFDeformation, VertexOffsets
+from lit3d.geometry.regularizers import (
+    arap_direction_loss,
+    edge_length_loss,
+    edge_lengths,
+    face_area_loss,
+    laplacian_loss,
+)
+from lit3d.geometry.topology import edges_from_faces
+from lit3d.models.base import ResponseModel
+from lit3d.render.base import Renderer
+
+REGULARIZERS = ("lap", "edge", "area", "arap")
+
+
+class MEI3D(pl.LightningModule):
+    """3D maximally exciting input of one unit of a response model.
+
+    Args:
+        response_model: the model whose unit ``neuron`` is maximized (e.g. a simulated cell).
+        renderer: differentiable renderer (default :class:`~lit3d.render.mitsuba.MitsubaRenderer`).
+        mesh: initial mesh source (:class:`~lit3d.geometry.primitives.Sheet`, ``IcoSphere``,
+            ``MeshFile``).
+        neuron: index of the unit to maximize.
+        deformation: ``"rbf"`` (offsets δ_k and scales σ_k of a Gaussian kernel at every vertex)
+            or ``"vertex"`` (free per-vertex offsets).
+        rbf_sigma: initial σ_k, in units of the initial mesh's mean edge length.
+        init_noise: std of the random initial offsets, in mean edge lengths (seeds differ).
+        lambda_lap, lambda_edge, lambda_area, lambda_arap: regularizer weights (>= 0).
+        lr: Adam learning rate of the offsets (world units per step, roughly).
+        lr_sigma: Adam learning rate of log σ (defaults to ``lr``).
+        lr_decay: ``"cosine"`` anneals the learning rates to 5% over the run's steps (Adam at a
+            constant rate keeps jittering around the optimum), ``"none"`` keeps them constant.
+        eval_spp: samples per pixel of validation / final renders.
+    """
+
+    #: The metric ``FitArtifacts`` prints as the run's last line.
+    headline_metric = "normalized_response"
+
+    def __init__(
+        self,
+        response_model: ResponseModel,
+        renderer: Renderer | None = None,
+        mesh: MeshSource | None = None,
+        neuron: int = 0,
+        deformation: Literal["rbf", "vertex"] = "rbf",
+        rbf_sigma: float = 2.0,
+        init_noise: float = 0.0,
+        lambda_lap: float = 0.0,
+        lambda_edge: float = 0.0,
+        lambda_area: float = 0.0,
+        lambda_arap: float = 0.0,
+        lr: float = 0.01,
+        lr_sigma: float | None = None,
+        lr_decay: Literal["cosine", "none"] = "cosine",
+        eval_spp: int = 64,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
+        for name in REGULARIZERS:
+            value = getattr(self.hparams, f"lambda_{name}")
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"lambda_{name} must be a finite number >= 0, got {value}")
+        if lr <= 0 or (lr_sigma is not None and lr_sigma <= 0):
+            raise ValueError("learning rates must be > 0")
+        if not 0 <= neuron < response_model.num_outputs:
+            raise ValueError(
+                f"neuron {neuron} out of range: the response model has "
+                f"{response_model.num_outputs} unit(s)"
+            )
+        if lr_decay not in ("cosine", "none"):
+            raise ValueError(f"unknown lr_decay {lr_decay!r}; use 'cosine' or 'none'")
+        if deformation not in ("rbf", "vertex"):
+            raise ValueError(f"unknown deformation {deformation!r}; use 'rbf' or 'vertex'")
+        if renderer is None:
+            from lit3d.render.mitsuba import MitsubaRenderer
+
+            renderer = MitsubaRenderer()
+        self.response_model = response_model
+        self.renderer = renderer
+        rest = (mesh or Sheet()).build()
+        validate_mesh(rest.vertices, rest.faces, name="initial mesh")
+        edges = edges_from_faces(rest.faces)
+        self.register_buffer("faces", rest.faces)
+        self.register_buffer("edges", edges)
+        scale = float(edge_lengths(rest.vertices, edges).mean())
+        self.mean_edge_length = scale
+        if deformation == "rbf":
+            self.deformation = RBFDeformation(rest.vertices, sigma=rbf_sigma * scale,
+                                              offset_std=init_noise * scale)
+        else:
+            self.deformation = VertexOffsets(rest.vertices, offset_std=init_noise * scale)
+        # Per-run offset of the render seeds: fresh noise every step, different for every seed.
+        self.register_buffer("render_seed", torch.randint(0, 2**31 - 1, ()))
+        optimum = self._optimal_response()
+        self.register_buffer("optimal_response", optimum if optimum is not None
+                             else torch.tensor(float("nan")))
+
+    # -- pieces --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _optimal_response(self) -> Tensor | None:
+        images = self.response_model.optimal_images()
+        if images is None:
+            return None
+        response = self.response_model(images)  # (N, N): unit n's response to optimum m
+        return response[self.hparams.neuron, self.hparams.neuron].detach().clone()
+
+    @property
+    def rest_vertices(self) -> Tensor:
+        return self.deformation.rest_vertices
+
+    def vertices(self) -> Tensor:
+        """(V, 3) current deformed vertices, world units."""
+        return self.deformation()
+
+    def current_mesh(self) -> Mesh:
+        return Mesh(self.vertices().detach(), self.faces)
+
+    def regularizers(self, vertices: Tensor) -> dict[str, Tensor]:
+        """The four Appendix-B regularizers of ``vertices`` (V, 3), each a scalar."""
+        return {
+            "lap": laplacian_loss(vertices, self.edges),
+            "edge": edge_length_loss(vertices, self.edges),
+            "area": face_area_loss(vertices, self.faces),
+            "arap": arap_direction_loss(vertices, self.rest_vertices, self.edges),
+        }
+
+    def respond(self, vertices: Tensor, views: Views, seed: int, spp: int | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """Renders ``views`` and returns ``(images (B, 3, H, W), responses (B,))`` of the unit."""
+        images = self.renderer(vertices, self.faces, views, seed=seed, spp=spp)
+        return images, self.response_model(images)[:, self.hparams.neuron]
+
+    def normalized(self, response: Tensor) -> Tensor:
+        """Response divided by the unit's response to its own optimal image (NaN if unknown)."""
+        return response / self.optimal_response
+
+    def _step_seed(self) -> int:
+        return (int(self.render_seed) + 7919 * int(self.global_step)) % (2**31 - 1)
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def training_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor] | None:
+        vertices = self.vertices()
+        _, responses = self.respond(vertices, batch, seed=self._step_seed())
+        response = responses.mean()
+        regs = self.regularizers(vertices)
+        loss = -response + sum(getattr(self.hparams, f"lambda_{k}") * regs[k] for k in regs)
+        if not torch.isfinite(loss):
+            warnings.warn(f"non-finite loss at step {self.global_step}; step skipped", stacklevel=1)
+            return None
+        normalized = self.normalized(response.detach())
+        self.log("response", response, prog_bar=True)
+        self.log("train/loss", loss)
+        if torch.isfinite(normalized):
+            self.log("train/normalized_response", normalized)
+            self.log("norm_resp", normalized, prog_bar=True, logger=False)
+        for name, value in regs.items():
+            self.log(f"train/reg_{name}", value)
+        return {"loss": loss, "response": response.detach(), "normalized_response": normalized}
+
+    def _evaluate(self, batch: Views, stage: str) -> dict[str, Tensor]:
+        images, responses = self.respond(self.vertices(), batch, seed=0,
+                                         spp=self.hparams.eval_spp)
+        response = responses.mean()
+        self.log(f"{stage}/response", response)
+        normalized = self.normalized(response)
+        if torch.isfinite(normalized):
+            self.log(f"{stage}/normalized_response", normalized)
+        return {"images": images, "response": response, "normalized_response": normalized}
+
+    def validation_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor]:
+        images, responses = self.respond(self.vertices(), batch, seed=0,
+                                         spp=self.hparams.eval_spp)
+        return {"images": images, "responses": responses,
+                "normalized_responses": self.normalized(responses)}
+
+    def _evaluation_views(self) -> Views:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        views = getattr(datamodule, "views", None)
+        return views if isinstance(views, Views) else overhead_views()
+
+    @torch.no_grad()
+    def final_evaluation(self, views: Views | None = None, num_seeds: int = 4) -> dict[str, Any]:
+        """Headline metrics of the current mesh: the unit's response to the evaluation views
+        (default: the datamodule's canonical views) averaged over ``num_seeds`` renders at
+        ``eval_spp``. Also returns the first render and an oblique render, (B, 3, H, W)."""
+        vertices = self.vertices()
+        views = (views or self._evaluation_views()).to(vertices.device)
+        responses, images = [], None
+        for s in range(num_seeds):
+            imgs, resp = self.respond(vertices, views, seed=s, spp=self.hparams.eval_spp)
+            images = imgs if images is None else images
+            responses.append(resp.mean())
+        response = torch.stack(responses).mean()
+        distance = float(views.camera_position[0].norm())
+        oblique = orbit_views(-60.0, 35.0, distance, float(views.fov_deg[0]),
+                              float(views.light_intensity[0])).to(vertices.device)
+        return {
+            "response": float(response),
+            "normalized_response": float(self.normalized(response)),
+            "optimal_response": float(self.optimal_response),
+            "neuron": int(self.hparams.neuron),
+            "num_vertices": int(vertices.shape[0]),
+            "num_faces": int(self.faces.shape[0]),
+            "images": images,
+            "oblique_images": self.renderer(vertices, self.faces, oblique, seed=0,
+                                            spp=self.hparams.eval_spp),
+        }
+
+    def configure_optimizers(self):
+        groups = [{"params": [self.deformation.offsets], "lr": self.hparams.lr}]
+        if isinstance(self.deformation, RBFDeformation):
+            groups.append({"params": [self.deformation.log_sigma],
+                           "lr": self.hparams.lr_sigma or self.hparams.lr})
+        optimizer = torch.optim.Adam(groups)
+        if self.hparams.lr_decay == "none":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

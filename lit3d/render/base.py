@@ -1,0 +1,63 @@
+"""The renderer interface every back-end implements.
+
+``renderer(vertices, faces, views, seed=...) -> images`` with
+
+- ``vertices``: (V, 3) one mesh seen in every view, or (B, V, 3) one mesh per view (world units),
+- ``faces``: (F, 3) long, shared,
+- ``views``: :class:`~lit3d.data.views.Views` of batch size B,
+- ``images``: (B, 3, H, W) linear RGB radiance, channels first, ``H = W = image_size``,
+  differentiable with respect to ``vertices``.
+
+Scene conventions shared by all back-ends (so their images agree): a diffuse grey object of albedo
+``albedo`` lit by the views' point light (radiant intensity ``I`` in W/sr, inverse-square
+fall-off, so a surface facing the light at distance ``r`` has radiance ``albedo·I·cosθ/(π r²)``)
+in front of a uniform grey background of radiance ``background`` that also lights the object
+(for an unoccluded surface this adds ``albedo·background``, i.e. an ambient term).
+"""
+
+from __future__ import annotations
+
+import abc
+
+from torch import Tensor
+
+from lit3d.data.views import Views
+
+
+class Renderer(abc.ABC):
+    """Base class of differentiable mesh renderers (see the module docstring for the contract).
+
+    Args:
+        image_size: output height and width in pixels (square images).
+        albedo: diffuse reflectance of the object, in [0, 1].
+        background: radiance of the uniform grey background (also an ambient light).
+    """
+
+    def __init__(self, image_size: int = 64, albedo: float = 0.8, background: float = 0.3):
+        if int(image_size) < 1:
+            raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
+        if not 0.0 <= albedo <= 1.0:
+            raise ValueError(f"albedo must be in [0, 1], got {albedo}")
+        if background < 0:
+            raise ValueError(f"background radiance must be >= 0, got {background}")
+        self.image_size = int(image_size)
+        self.albedo = float(albedo)
+        self.background = float(background)
+
+    @abc.abstractmethod
+    def render(
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0, spp: int | None = None
+    ) -> Tensor:
+        """Renders (B, 3, H, W) images; ``seed`` selects the sampling noise, ``spp`` overrides
+        the samples per pixel of stochastic back-ends."""
+
+    def __call__(self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0,
+                 spp: int | None = None) -> Tensor:
+        if vertices.ndim not in (2, 3) or vertices.shape[-1] != 3:
+            raise ValueError(f"vertices must be (V, 3) or (B, V, 3), got {tuple(vertices.shape)}")
+        if vertices.ndim == 3 and vertices.shape[0] != len(views):
+            raise ValueError(
+                f"got {vertices.shape[0]} meshes for {len(views)} views; pass one mesh (V, 3) "
+                "or one per view (B, V, 3)"
+            )
+        return self.render(vertices, faces, views, seed=seed, spp=spp)

@@ -1,0 +1,208 @@
+"""Mitsuba 3 / Dr.Jit back-end (the default renderer).
+
+CPU: variant ``llvm_ad_rgb`` (needs libLLVM >= 17, see :mod:`lit3d.render.llvm`); CUDA tensors:
+``cuda_ad_rgb``. The mesh is a Mitsuba ``Mesh`` with vertex normals (smooth shading: flat-shaded
+meshes under a point light gave geometry gradients 2x off finite differences), a ``diffuse`` BSDF,
+a ``point`` emitter and a ``constant`` environment (the uniform grey background). Torch interop is
+``dr.wrap(source="torch", target="drjit")``: gradients flow from the image to the vertex tensor.
+
+The default integrator ``direct_projective`` with ``sppi=0`` differentiates silhouettes (projective
+sampling of primary-visibility discontinuities) as well as shading; ``prb`` is faster but has no
+silhouette gradients.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lit3d.data.views import Views
+from lit3d.render.base import Renderer
+from lit3d.render.llvm import check_libllvm, configure_libllvm
+
+_VARIANT_LOCK = threading.Lock()
+
+
+def mitsuba_variant_for(device: torch.device) -> str:
+    """``cuda_ad_rgb`` for CUDA tensors, ``llvm_ad_rgb`` otherwise."""
+    return "cuda_ad_rgb" if device.type == "cuda" else "llvm_ad_rgb"
+
+
+def import_mitsuba(variant: str):
+    """Imports Mitsuba with ``variant`` active (a process-wide setting) and returns ``(mi, dr)``.
+
+    Raises ``RuntimeError`` if another AD variant is already active or libLLVM is too old.
+    """
+    with _VARIANT_LOCK:
+        if variant.startswith("llvm"):
+            configure_libllvm()
+        import drjit as dr
+        import mitsuba as mi
+
+        current = mi.variant()
+        if current is None or current.startswith("scalar"):
+            mi.set_variant(variant)
+        elif current != variant:
+            raise RuntimeError(
+                f"Mitsuba variant {current!r} is already active in this process; cannot switch "
+                f"to {variant!r} (keep all tensors of a run on one device)"
+            )
+        if variant.startswith("llvm"):
+            check_libllvm()
+        return mi, dr
+
+
+def _vertex_positions_key(params) -> str:
+    """Name of the mesh-positions parameter (Mitsuba renamed it across versions)."""
+    for key in params.keys():
+        if key.startswith("mesh.") and key.endswith(("vertex_positions", "positions")):
+            return key
+    raise KeyError(f"no vertex-position parameter among {list(params.keys())}")
+
+
+class MitsubaRenderer(Renderer):
+    """Differentiable Mitsuba 3 renderer of one diffuse mesh (contract: :mod:`lit3d.render.base`).
+
+    Args:
+        image_size: output height = width, pixels.
+        spp: samples per pixel of training renders.
+        integrator: Mitsuba integrator plugin (``direct_projective``, ``prb``, ``direct``, ...).
+        integrator_options: extra plugin parameters; projective integrators default to
+            ``sppi=0`` (no indirect-visibility samples: 7-10x faster, same direct silhouettes).
+        albedo: diffuse reflectance in [0, 1].
+        background: radiance of the uniform grey environment.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        spp: int = 16,
+        integrator: str = "direct_projective",
+        integrator_options: dict[str, Any] | None = None,
+        albedo: float = 0.8,
+        background: float = 0.3,
+    ):
+        super().__init__(image_size=image_size, albedo=albedo, background=background)
+        if spp < 1:
+            raise ValueError(f"spp must be >= 1, got {spp}")
+        self.spp = int(spp)
+        self.integrator = integrator
+        options = dict(integrator_options or {})
+        if "projective" in integrator:
+            options.setdefault("sppi", 0)
+        self.integrator_options = options
+        self._scene = None
+        self._params = None
+        self._faces_key: tuple | None = None
+        self._wrapped = None
+
+    # -- scene ---------------------------------------------------------------------------------
+    def _build_scene(self, mi, faces: Tensor, num_vertices: int) -> None:
+        import numpy as np
+
+        mesh = mi.Mesh(
+            "mesh",
+            vertex_count=num_vertices,
+            face_count=int(faces.shape[0]),
+            has_vertex_normals=True,
+            has_vertex_texcoords=False,
+        )
+        mesh_params = mi.traverse(mesh)
+        mesh_params["faces"] = mi.UInt32(faces.detach().cpu().numpy().astype(np.uint32).ravel())
+        mesh_params.update()
+        # Two-sided: a folded sheet shows its back, which must shade like its front.
+        mesh.set_bsdf(mi.load_dict({
+            "type": "twosided",
+            "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": self.albedo}},
+        }))
+        scene = mi.load_dict(
+            {
+                "type": "scene",
+                "integrator": {"type": self.integrator, **self.integrator_options},
+                "sensor": {
+                    "type": "perspective",
+                    "fov": 35.0,
+                    "fov_axis": "x",
+                    "to_world": mi.ScalarTransform4f().look_at(
+                        origin=[0, 0, 4], target=[0, 0, 0], up=[0, 1, 0]
+                    ),
+                    "film": {
+                        "type": "hdrfilm",
+                        "width": self.image_size,
+                        "height": self.image_size,
+                        "pixel_format": "rgb",
+                        "rfilter": {"type": "box"},
+                        # Projective integrators need the border to account for geometry moving
+                        # in or out of the frame.
+                        "sample_border": "projective" in self.integrator,
+                    },
+                    "sampler": {"type": "independent", "sample_count": self.spp},
+                },
+                "light": {
+                    "type": "point",
+                    "position": [0.0, 0.0, 4.0],
+                    "intensity": {"type": "rgb", "value": 1.0},
+                },
+                "background": {
+                    "type": "constant",
+                    "radiance": {"type": "rgb", "value": self.background},
+                    # Never chosen by emitter sampling (it would halve the point light's samples);
+                    # it is seen directly and lights the object through BSDF samples, which for
+                    # a cosine-weighted diffuse BSDF and an unoccluded surface have zero variance.
+                    "sampling_weight": 0.0,
+                },
+                "mesh": mesh,
+            }
+        )
+        self._scene = scene
+        self._params = mi.traverse(scene)
+        self._position_key = _vertex_positions_key(self._params)
+        self._faces_key = (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices)
+
+        params = self._params
+        key = self._position_key
+        dr = self._dr
+
+        @dr.wrap(source="torch", target="drjit")
+        def render_view(positions, seed: int, spp: int):
+            params[key] = positions.array
+            params.update()
+            return mi.render(scene, params, seed=seed, spp=spp)
+
+        self._wrapped = render_view
+
+    def _set_view(self, mi, view: dict) -> None:
+        params = self._params
+        params["sensor.to_world"] = mi.Transform4f().look_at(
+            origin=view["camera_position"],
+            target=view["camera_target"],
+            up=view["camera_up"],
+        )
+        params["sensor.x_fov"] = float(view["fov_deg"])
+        params["light.position"] = mi.Point3f(*view["light_position"])
+        params["light.intensity.value"] = mi.Color3f(float(view["light_intensity"]))
+
+    # -- rendering -----------------------------------------------------------------------------
+    def render(
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0, spp: int | None = None
+    ) -> Tensor:
+        mi, dr = import_mitsuba(mitsuba_variant_for(vertices.device))
+        self._dr = dr
+        num_vertices = int(vertices.shape[-2])
+        key = (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices)
+        if self._scene is None or key != self._faces_key:
+            self._build_scene(mi, faces, num_vertices)
+        spp = self.spp if spp is None else int(spp)
+        images = []
+        for b, view in enumerate(views.as_dicts()):
+            self._set_view(mi, view)
+            positions = vertices if vertices.ndim == 2 else vertices[b]
+            positions = positions.contiguous().float()
+            view_seed = (int(seed) * 1_000_003 + b) % (2**32)
+            image = self._wrapped(positions, view_seed, spp)  # (H, W, 3)
+            images.append(image.permute(2, 0, 1))
+        return torch.stack(images).to(vertices.device)
+

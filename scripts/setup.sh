@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs lit3d and everything it needs on a fresh machine:
+#   1. a libLLVM >= 17 (system package) for Mitsuba's CPU renderer: Dr.Jit refuses LLVM 14 and
+#      aborts the process with 15/16 (`LLVM ERROR: Cannot select ... fminimum`);
+#   2. torch, if missing (TORCH_SPEC, default torch==2.13.0), then lit3d with pip, constrained to
+#      the installed torch so no dependency swaps it for another build.
+# Usage: bash scripts/setup.sh [--dev]      (--dev adds the test dependencies)
+# Environment: PYTHON (default: python), TORCH_SPEC.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+extras=""
+if [[ "${1:-}" == "--dev" ]]; then extras="[dev]"; fi
+
+have_llvm() {
+    ldconfig -p 2>/dev/null | grep -Eq 'libLLVM(-|\.so\.)(1[7-9]|[2-9][0-9])' && return 0
+    ls /usr/lib/llvm-{17,18,19,20,21}/lib/libLLVM*.so* >/dev/null 2>&1
+}
+
+if [[ "$(uname -s)" == "Linux" ]] && ! have_llvm; then
+    echo "setup: installing libLLVM >= 17 for Mitsuba's CPU renderer"
+    SUDO=""
+    if [[ "$(id -u)" -ne 0 ]]; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null; then
+        for pkg in libllvm19 libllvm18 libllvm17; do
+            if $SUDO apt-get install -y -qq "$pkg" >/dev/null 2>&1 || \
+               { $SUDO apt-get update -qq >/dev/null 2>&1 && \
+                 $SUDO apt-get install -y -qq "$pkg" >/dev/null 2>&1; }; then
+                echo "setup: installed $pkg"; break
+            fi
+        done
+    fi
+    if ! have_llvm; then
+        echo "setup: could not install libLLVM >= 17; install it with your package manager" \
+             "(e.g. libllvm19) or set DRJIT_LIBLLVM_PATH" >&2
+        exit 1
+    fi
+fi
+
+if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
+    echo "setup: installing ${TORCH_SPEC:-torch==2.13.0}"
+    "$PYTHON" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+"$PYTHON" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$constraints"
+echo "setup: installing lit3d${extras} (pinned to $(cat "$constraints"))"
+"$PYTHON" -m pip install -q -c "$constraints" -e ".${extras}"

@@ -1,0 +1,21 @@
+"""Shared test setup: offline, headless, small deterministic meshes."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from lit3d.geometry.mesh import Mesh  # noqa: E402
+from lit3d.geometry.primitives import IcoSphere  # noqa: E402
+
+
+@pytest.fixture
+def random_mesh() -> Mesh:
+    """A 42-vertex ico-sphere with random vertex noise (irregular edges, areas, degrees 5 and 6)."""
+    g = torch.Generator().manual_seed(1)
+    mesh = IcoSphere(subdivisions=1, radius=1.0).build()
+    return Mesh(mesh.vertices + 0.1 * torch.randn(mesh.vertices.shape, generator=g), mesh.faces)

@@ -1,0 +1,103 @@
+"""The MEI3D LightningModule: it optimizes, seeds differ, bad arguments are named."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from lit3d.data.datamodule import ViewsDataModule
+from lit3d.geometry.primitives import Sheet
+from lit3d.models.cells import SimpleCell
+from lit3d.modules.mei3d import MEI3D
+from lit3d.render.mitsuba import MitsubaRenderer
+
+
+def tiny_module(**kwargs) -> MEI3D:
+    defaults = dict(
+        response_model=SimpleCell(input_size=32, orientation_deg=45.0, frequency=3.0),
+        renderer=MitsubaRenderer(image_size=32, spp=4),
+        mesh=Sheet(resolution=12),
+        lambda_lap=10.0, lambda_edge=3.0, lambda_area=30.0, lambda_arap=1.0,
+        lr=0.01, eval_spp=16,
+    )
+    defaults.update(kwargs)
+    return MEI3D(**defaults)
+
+
+def quiet_trainer(**kwargs) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+def test_short_fit_on_tiny_mesh_increases_the_response():
+    pl.seed_everything(0)
+    module = tiny_module()
+    before = module.final_evaluation(num_seeds=1)["normalized_response"]
+    quiet_trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(
+        module, datamodule=ViewsDataModule(steps_per_epoch=25))
+    after = module.final_evaluation(num_seeds=1)
+    assert after["normalized_response"] > before + 0.3
+    assert after["normalized_response"] <= 1.0 + 1e-3  # the optimum bounds it
+    assert torch.isfinite(module.vertices()).all()
+
+
+def test_validate_and_predict_report_the_response():
+    module = tiny_module()
+    datamodule = ViewsDataModule()
+    metrics = quiet_trainer().validate(module, datamodule=datamodule)[0]
+    assert set(metrics) >= {"val/response", "val/normalized_response"}
+    prediction = quiet_trainer().predict(module, datamodule=datamodule)[0]
+    assert prediction["images"].shape == (1, 3, 32, 32)
+    assert prediction["responses"].shape == (1,)
+
+
+def test_seeds_change_initialization_and_render_noise():
+    def build(seed):
+        pl.seed_everything(seed)
+        return tiny_module(init_noise=0.5)
+
+    a, b, a2 = build(0), build(1), build(0)
+    assert not torch.allclose(a.vertices(), b.vertices())
+    assert int(a.render_seed) != int(b.render_seed)
+    assert torch.equal(a.vertices(), a2.vertices()) and int(a.render_seed) == int(a2.render_seed)
+
+
+def test_vertex_deformation_and_optimizer_groups():
+    rbf = tiny_module(lr_decay="none").configure_optimizers()
+    assert len(rbf.param_groups) == 2  # offsets and log σ
+    vertex = tiny_module(deformation="vertex", lr_decay="none").configure_optimizers()
+    assert isinstance(vertex, torch.optim.Adam) and len(vertex.param_groups) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(lambda_edge=-1.0), "lambda_edge must be"),
+        (dict(neuron=3), "neuron 3 out of range"),
+        (dict(deformation="spline"), "unknown deformation"),
+        (dict(lr=0.0), "learning rates"),
+        (dict(lr_decay="step"), "unknown lr_decay"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_module(**kwargs)
+
+
+def test_non_finite_loss_skips_the_step(monkeypatch):
+    module = tiny_module()
+    views = ViewsDataModule().views
+
+    def broken_renderer(*args, **kwargs):
+        return torch.full((1, 3, 32, 32), float("nan"))
+
+    monkeypatch.setattr(module, "renderer", broken_renderer)
+    with pytest.warns(UserWarning, match="non-finite loss"):
+        assert module.training_step(views, 0) is None
+
+
+def test_checkpoint_state_restores_the_mesh(tmp_path):
+    module = tiny_module(init_noise=0.3)
+    torch.save(module.state_dict(), tmp_path / "state.pt")
+    fresh = tiny_module()
+    fresh.load_state_dict(torch.load(tmp_path / "state.pt"))
+    assert torch.equal(fresh.vertices(), module.vertices())
