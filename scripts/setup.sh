@@ -37,12 +37,13 @@ if [[ "$(uname -s)" == "Linux" ]] && ! have_llvm; then
     fi
 fi
 
-if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
+if ! "$PYTHON" -c "import importlib.metadata as m; m.version('torch')" >/dev/null 2>&1; then
     echo "setup: installing ${TORCH_SPEC:-torch==2.13.0}"
     "$PYTHON" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
-"$PYTHON" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$constraints"
+"$PYTHON" -c "import importlib.metadata as m; print('torch==' + m.version('torch').split('+')[0])" \
+    > "$constraints"
 echo "setup: installing lit3d${extras} (pinned to $(cat "$constraints"))"
 "$PYTHON" -m pip install -q -c "$constraints" -e ".${extras}"

@@ -76,6 +76,8 @@ def test_vertex_deformation_and_optimizer_groups():
         (dict(deformation="spline"), "unknown deformation"),
         (dict(lr=0.0), "learning rates"),
         (dict(lr_decay="step"), "unknown lr_decay"),
+        (dict(rbf_sigma=0.0), "rbf_sigma > 0"),
+        (dict(init_noise=-1.0), "init_noise >= 0"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -83,6 +85,10 @@ def test_bad_arguments_are_named(kwargs, message):
         tiny_module(**kwargs)
 
 
+UNATTACHED_LOG = "ignore:You are trying to `self.log\\(\\)`"
+
+
+@pytest.mark.filterwarnings(UNATTACHED_LOG)
 def test_non_finite_loss_skips_the_step(monkeypatch):
     module = tiny_module()
     views = ViewsDataModule().views
@@ -101,3 +107,25 @@ def test_checkpoint_state_restores_the_mesh(tmp_path):
     fresh = tiny_module()
     fresh.load_state_dict(torch.load(tmp_path / "state.pt"))
     assert torch.equal(fresh.vertices(), module.vertices())
+
+
+@pytest.mark.filterwarnings(UNATTACHED_LOG)
+def test_restore_best_returns_to_the_best_step():
+    pl.seed_everything(0)
+    module = tiny_module()
+    views = ViewsDataModule().views
+    module.training_step(views, 0)
+    best_vertices = module.vertices().detach().clone()
+    best = module.best_response.item()
+    with torch.no_grad():  # later steps move the mesh and respond less
+        module.deformation.offsets.add_(0.05 * torch.randn_like(module.deformation.offsets))
+    module._remember_if_best(torch.tensor(best - 1.0))
+    assert module.best_response.item() == best
+    assert not torch.equal(module.vertices(), best_vertices)
+    module.on_train_end()
+    assert torch.equal(module.vertices(), best_vertices)
+    checkpoint = {}
+    module.on_save_checkpoint(checkpoint)
+    fresh = tiny_module()
+    fresh.on_load_checkpoint(checkpoint)
+    assert fresh._best_state is not None

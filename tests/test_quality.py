@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from lit3d.data.views import overhead_views
 from lit3d.geometry.io import load_mesh
@@ -18,21 +17,30 @@ from lit3d.render.mitsuba import MitsubaRenderer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
+#: Two phases closer than this are "the same" (the fit itself is accurate to ~3°).
+PHASE_DIFFERENCE_DEG = 45.0
 
 
 def start_fit(config: str, save_dir: Path, name: str, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    """Starts ``python -m lit3d fit`` in the background; its output goes to ``<name>.log``."""
+    log = open(save_dir / f"{name}.log", "w")  # noqa: SIM115 (closed by finish)
+    process = subprocess.Popen(
         [sys.executable, "-m", "lit3d", "fit", "--config", config,
          "--trainer.logger.init_args.save_dir", str(save_dir),
          "--trainer.logger.init_args.name", name, "--trainer.enable_progress_bar", "false",
          *overrides],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process.log = log
+    return process
 
 
 def finish(process: subprocess.Popen, save_dir: Path, name: str) -> tuple[float, Path]:
-    stdout, stderr = process.communicate(timeout=1200)
-    assert process.returncode == 0, stderr[-3000:]
-    last = stdout.strip().splitlines()[-1]
+    """Waits for a fit; checks its last line and ``metrics.json`` agree; returns both."""
+    process.wait(timeout=1800)
+    process.log.close()
+    output = (save_dir / f"{name}.log").read_text()
+    assert process.returncode == 0, output[-3000:]
+    last = output.strip().splitlines()[-1]
     assert last.startswith("normalized_response="), last
     run = save_dir / name / "version_0"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -50,17 +58,23 @@ def test_simple_cell_sheet_and_sphere(tmp_path):
 
 
 def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
+    """Every seed reaches >= 0.85 and the seeds' Gabor phases are not all the same: the two
+    most different seeds differ by >= 45°. (Three seeds, because the phase a run lands on is
+    random; measured over seeds 0-3: 119°, 15°, 22°, 64°.)"""
+    seeds = (0, 1, 2)
     runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
-                            "--seed_everything", str(seed)) for seed in (0, 1)}
+                            "--seed_everything", str(seed)) for seed in seeds}
     phases = {}
     for seed, process in runs.items():
         response, run = finish(process, tmp_path, f"seed{seed}")
-        assert response >= 0.85
+        assert response >= 0.85, (seed, response)
         # Re-render the exported mesh and read the phase of its best-fitting Gabor.
         vertices, faces = load_mesh(run / "mesh.ply")
         image = MitsubaRenderer(image_size=64, spp=64)(vertices, faces, overhead_views())[0]
-        fit = fit_gabor(image, sigma=0.15)
-        assert fit.orientation_deg == pytest.approx(135.0, abs=10.0)
-        assert fit.frequency == pytest.approx(3.0, abs=0.5)
+        fit = fit_gabor(image, sigma=0.15)  # the cell's own envelope, as in the config
+        assert fit.orientation_deg == pytest.approx(45.0, abs=10.0)
+        assert fit.frequency == pytest.approx(5.0, abs=0.5)
+        assert fit.r2 > 0.5
         phases[seed] = fit.phase_deg
-    assert phase_difference_deg(phases[0], phases[1]) >= PHASE_DIFFERENCE_DEG, phases
+    spread = max(phase_difference_deg(phases[a], phases[b]) for a in seeds for b in seeds)
+    assert spread >= PHASE_DIFFERENCE_DEG, phases

@@ -22,6 +22,16 @@ def blob_centre(image: torch.Tensor, threshold: float) -> tuple[float, float]:
     return rows.float().mean().item(), cols.float().mean().item()
 
 
+@pytest.mark.parametrize("path,major", [
+    ("/usr/lib/x86_64-linux-gnu/libLLVM-19.so", 19), ("/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 19),
+    ("/usr/lib/libLLVM-15.so.1", 15), ("/usr/lib/llvm-18/lib/libLLVM.so", 18),
+    ("/opt/lib/libLLVM.dylib", None)])
+def test_libllvm_version_parsing(path, major):
+    from lit3d.render.llvm import _major_version
+
+    assert _major_version(path) == major
+
+
 def test_libllvm_is_recent_enough():
     assert find_libllvm() is not None
     assert check_libllvm()[0] >= MIN_LLVM_MAJOR
@@ -153,3 +163,13 @@ def test_pytorch3d_gradients_flow():
     v = mesh.vertices.clone().requires_grad_(True)
     PyTorch3DRenderer(image_size=32)(v, mesh.faces, overhead_views()).mean().backward()
     assert torch.isfinite(v.grad).all() and v.grad.abs().sum() > 0
+
+
+def test_renderer_pickles_without_its_scene(sphere):
+    import pickle
+
+    renderer = MitsubaRenderer(image_size=16, spp=2)
+    before = renderer(sphere.vertices, sphere.faces, overhead_views(), seed=1)
+    clone = pickle.loads(pickle.dumps(renderer))
+    assert clone._scene is None and clone.image_size == 16
+    assert torch.equal(clone(sphere.vertices, sphere.faces, overhead_views(), seed=1), before)

@@ -53,6 +53,9 @@ class MEI3D(pl.LightningModule):
         lr_decay: ``"cosine"`` anneals the learning rates to 5% over the run's steps (Adam at a
             constant rate keeps jittering around the optimum), ``"none"`` keeps them constant.
         eval_spp: samples per pixel of validation / final renders.
+        restore_best: at the end of ``fit``, go back to the parameters of the training step
+            with the highest response (a late fold of the mesh over the receptive field can
+            lose what was found); the final artifacts then show that mesh.
     """
 
     #: The metric ``FitArtifacts`` prints as the run's last line.
@@ -75,6 +78,7 @@ class MEI3D(pl.LightningModule):
         lr_sigma: float | None = None,
         lr_decay: Literal["cosine", "none"] = "cosine",
         eval_spp: int = 64,
+        restore_best: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -84,6 +88,11 @@ class MEI3D(pl.LightningModule):
                 raise ValueError(f"lambda_{name} must be a finite number >= 0, got {value}")
         if lr <= 0 or (lr_sigma is not None and lr_sigma <= 0):
             raise ValueError("learning rates must be > 0")
+        if rbf_sigma <= 0 or init_noise < 0 or eval_spp < 1:
+            raise ValueError(
+                f"need rbf_sigma > 0, init_noise >= 0 and eval_spp >= 1; got {rbf_sigma}, "
+                f"{init_noise}, {eval_spp}"
+            )
         if not 0 <= neuron < response_model.num_outputs:
             raise ValueError(
                 f"neuron {neuron} out of range: the response model has "
@@ -113,6 +122,8 @@ class MEI3D(pl.LightningModule):
             self.deformation = VertexOffsets(rest.vertices, offset_std=init_noise * scale)
         # Per-run offset of the render seeds: fresh noise every step, different for every seed.
         self.register_buffer("render_seed", torch.randint(0, 2**31 - 1, ()))
+        self.register_buffer("best_response", torch.tensor(float("-inf")))
+        self._best_state: dict[str, Tensor] | None = None
         optimum = self._optimal_response()
         self.register_buffer("optimal_response", optimum if optimum is not None
                              else torch.tensor(float("nan")))
@@ -169,6 +180,8 @@ class MEI3D(pl.LightningModule):
         if not torch.isfinite(loss):
             warnings.warn(f"non-finite loss at step {self.global_step}; step skipped", stacklevel=1)
             return None
+        if self.hparams.restore_best:
+            self._remember_if_best(response.detach())
         normalized = self.normalized(response.detach())
         self.log("response", response, prog_bar=True)
         self.log("train/loss", loss)
@@ -178,6 +191,26 @@ class MEI3D(pl.LightningModule):
         for name, value in regs.items():
             self.log(f"train/reg_{name}", value)
         return {"loss": loss, "response": response.detach(), "normalized_response": normalized}
+
+    def _remember_if_best(self, response: Tensor) -> None:
+        """Keeps a copy of the deformation parameters that produced the best response so far
+        (the response is averaged over ranks, so every rank keeps the same step)."""
+        if self._trainer is not None:
+            response = self.trainer.strategy.reduce(response, reduce_op="mean")
+        if response > self.best_response:
+            self.best_response.fill_(float(response))
+            self._best_state = {k: v.detach().clone()
+                                for k, v in self.deformation.state_dict().items()}
+
+    def on_train_end(self) -> None:
+        if self.hparams.restore_best and self._best_state is not None:
+            self.deformation.load_state_dict(self._best_state)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mei3d_best_state"] = self._best_state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._best_state = checkpoint.get("mei3d_best_state")
 
     def _evaluate(self, batch: Views, stage: str) -> dict[str, Tensor]:
         images, responses = self.respond(self.vertices(), batch, seed=0,

@@ -35,7 +35,7 @@ INSTALL_HINT = (
 
 def _major_version(path: str) -> int | None:
     name = os.path.basename(path)
-    match = re.search(r"libLLVM[-.](\d+)", name) or re.search(r"llvm-(\d+)", path)
+    match = re.search(r"libLLVM(?:-|\.so\.)(\d+)", name) or re.search(r"llvm-(\d+)", path)
     return int(match.group(1)) if match else None
 
 

@@ -99,8 +99,19 @@ class MitsubaRenderer(Renderer):
         self._faces_key: tuple | None = None
         self._wrapped = None
 
+    def __getstate__(self) -> dict:
+        """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
+        is rebuilt on the next render."""
+        state = self.__dict__.copy()
+        state.update(_scene=None, _params=None, _faces_key=None, _wrapped=None)
+        return state
+
     # -- scene ---------------------------------------------------------------------------------
-    def _build_scene(self, mi, faces: Tensor, num_vertices: int) -> None:
+    @staticmethod
+    def _topology_key(faces: Tensor, num_vertices: int) -> tuple:
+        return (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices)
+
+    def _build_scene(self, mi, dr, faces: Tensor, num_vertices: int) -> None:
         import numpy as np
 
         mesh = mi.Mesh(
@@ -157,14 +168,10 @@ class MitsubaRenderer(Renderer):
                 "mesh": mesh,
             }
         )
-        self._scene = scene
-        self._params = mi.traverse(scene)
-        self._position_key = _vertex_positions_key(self._params)
-        self._faces_key = (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices)
-
-        params = self._params
-        key = self._position_key
-        dr = self._dr
+        params = mi.traverse(scene)
+        key = _vertex_positions_key(params)
+        self._scene, self._params = scene, params
+        self._faces_key = self._topology_key(faces, num_vertices)
 
         @dr.wrap(source="torch", target="drjit")
         def render_view(positions, seed: int, spp: int):
@@ -190,11 +197,9 @@ class MitsubaRenderer(Renderer):
         self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0, spp: int | None = None
     ) -> Tensor:
         mi, dr = import_mitsuba(mitsuba_variant_for(vertices.device))
-        self._dr = dr
         num_vertices = int(vertices.shape[-2])
-        key = (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices)
-        if self._scene is None or key != self._faces_key:
-            self._build_scene(mi, faces, num_vertices)
+        if self._scene is None or self._topology_key(faces, num_vertices) != self._faces_key:
+            self._build_scene(mi, dr, faces, num_vertices)
         spp = self.spp if spp is None else int(spp)
         images = []
         for b, view in enumerate(views.as_dicts()):
