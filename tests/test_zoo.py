@@ -177,3 +177,14 @@ def test_offline_pretrained_network_classifies_natural_images(name):
         top = model(images).argmax(1).tolist()
     assert 281 <= top[0] <= 285, top  # tabby / tiger / Persian / Siamese / Egyptian cat
     assert top[1] in (967, 968), top  # espresso / cup
+
+
+def test_linear_input_is_srgb_encoded_before_normalization():
+    from lit3d.render.tonemap import srgb_encode
+
+    linear = torch.rand(1, 3, 32, 32)
+    as_linear = VisionModel("mobilenet_v2", weights=None, input_space="linear")
+    as_srgb = VisionModel("mobilenet_v2", weights=None)
+    assert torch.allclose(as_linear.preprocess(linear), as_srgb.preprocess(srgb_encode(linear)))
+    with pytest.raises(ValueError, match="input_space"):
+        VisionModel("mobilenet_v2", weights=None, input_space="log")

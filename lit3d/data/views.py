@@ -139,6 +139,37 @@ def orbit_views(
     )
 
 
+def fibonacci_directions(num: int) -> Tensor:
+    """(num, 3) unit vectors on the Fibonacci lattice (golden-angle spiral), evenly spread over
+    the sphere: ``z_i = 1 − (2i + 1)/num``, azimuth ``i·π(3 − √5)``."""
+    if num < 1:
+        raise ValueError(f"need at least one direction, got {num}")
+    i = torch.arange(num, dtype=torch.float64) + 0.5
+    z = 1 - 2 * i / num
+    r = torch.sqrt((1 - z * z).clamp(min=0))
+    phi = (i - 0.5) * math.pi * (3 - math.sqrt(5))
+    return torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], dim=-1).float()
+
+
+def fibonacci_views(num_views: int = 25, distance: float = 4.0, fov_deg: float = 40.0) -> Views:
+    """MRD's cameras: ``num_views`` cameras on the Fibonacci lattice of a sphere of radius
+    ``distance`` (world units) around the origin, looking at it (up ``+z``, ``+y`` near the
+    poles). The object is lit by the environment only: the point light is off (intensity 0)."""
+    if distance <= 0 or not 0 < fov_deg < 180:
+        raise ValueError(f"need distance > 0 and fov_deg in (0, 180), got {distance}, {fov_deg}")
+    position = distance * fibonacci_directions(num_views)
+    polar = position[:, :2].norm(dim=-1) < 1e-3 * distance
+    up = torch.where(polar[:, None], torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]))
+    return Views(
+        camera_position=position,
+        camera_target=torch.zeros(num_views, 3),
+        camera_up=up,
+        fov_deg=torch.full((num_views,), float(fov_deg)),
+        light_position=position.clone(),
+        light_intensity=torch.zeros(num_views),
+    )
+
+
 def rotate_about_axis(points: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
     """Rodrigues rotation of (B, 3) ``points`` about unit (B, 3) ``axis`` by (B,) ``angle`` rad."""
     axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True)

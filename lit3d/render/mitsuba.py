@@ -152,19 +152,7 @@ class MitsubaRenderer(Renderer):
                     },
                     "sampler": {"type": "independent", "sample_count": self.spp},
                 },
-                "light": {
-                    "type": "point",
-                    "position": [0.0, 0.0, 4.0],
-                    "intensity": {"type": "rgb", "value": 1.0},
-                },
-                "background": {
-                    "type": "constant",
-                    "radiance": {"type": "rgb", "value": self.background},
-                    # Never chosen by emitter sampling (it would halve the point light's samples);
-                    # it is seen directly and lights the object through BSDF samples, which for
-                    # a cosine-weighted diffuse BSDF and an unoccluded surface have zero variance.
-                    "sampling_weight": 0.0,
-                },
+                **self._emitters(mi),
                 "mesh": mesh,
             }
         )
@@ -181,6 +169,24 @@ class MitsubaRenderer(Renderer):
 
         self._wrapped = render_view
 
+    def _emitters(self, mi) -> dict[str, Any]:
+        """The scene's lights: the views' point light and the uniform grey background."""
+        return {
+            "light": {
+                "type": "point",
+                "position": [0.0, 0.0, 4.0],
+                "intensity": {"type": "rgb", "value": 1.0},
+            },
+            "background": {
+                "type": "constant",
+                "radiance": {"type": "rgb", "value": self.background},
+                # Never chosen by emitter sampling (it would halve the point light's samples);
+                # it is seen directly and lights the object through BSDF samples, which for
+                # a cosine-weighted diffuse BSDF and an unoccluded surface have zero variance.
+                "sampling_weight": 0.0,
+            },
+        }
+
     def _set_view(self, mi, view: dict) -> None:
         params = self._params
         params["sensor.to_world"] = mi.Transform4f().look_at(
@@ -189,8 +195,9 @@ class MitsubaRenderer(Renderer):
             up=view["camera_up"],
         )
         params["sensor.x_fov"] = float(view["fov_deg"])
-        params["light.position"] = mi.Point3f(*view["light_position"])
-        params["light.intensity.value"] = mi.Color3f(float(view["light_intensity"]))
+        if "light.position" in params:
+            params["light.position"] = mi.Point3f(*view["light_position"])
+            params["light.intensity.value"] = mi.Color3f(float(view["light_intensity"]))
 
     # -- rendering -----------------------------------------------------------------------------
     def render(
@@ -211,3 +218,40 @@ class MitsubaRenderer(Renderer):
             images.append(image.permute(2, 0, 1))
         return torch.stack(images).to(vertices.device)
 
+
+
+class MitsubaEnvironmentRenderer(MitsubaRenderer):
+    """MRD's shape scene: one floating diffuse, untextured object lit only by an environment
+    (seen directly behind it), no point light. Same contract and mesh handling as
+    :class:`MitsubaRenderer`; the views' light fields are ignored.
+
+    Args:
+        environment: an :class:`~lit3d.render.environment.Environment` (procedural sky or an
+            HDR/EXR file); default a :class:`~lit3d.render.environment.SunSky`.
+        environment_resolution: height of the lat-long map handed to Mitsuba (width 2×).
+        image_size, spp, integrator, integrator_options, albedo: as :class:`MitsubaRenderer`.
+    """
+
+    def __init__(self, environment=None, environment_resolution: int = 128, image_size: int = 128,
+                 spp: int = 16, integrator: str = "direct_projective",
+                 integrator_options: dict[str, Any] | None = None, albedo: float = 0.8):
+        super().__init__(image_size=image_size, spp=spp, integrator=integrator,
+                         integrator_options=integrator_options, albedo=albedo, background=0.0)
+        from lit3d.render.environment import Environment, SunSky
+
+        environment = environment if environment is not None else SunSky()
+        if not isinstance(environment, Environment):
+            raise TypeError(f"environment must be an Environment, got {type(environment).__name__}")
+        self.environment = environment
+        self.environment_resolution = int(environment_resolution)
+
+    def _emitters(self, mi) -> dict[str, Any]:
+        image = self.environment.image(self.environment_resolution)
+        return {
+            "environment": {
+                "type": "envmap",
+                "bitmap": mi.Bitmap(image),
+                # Mitsuba's envmap is +y up; the world is +z up.
+                "to_world": mi.ScalarTransform4f().rotate(axis=[1, 0, 0], angle=90),
+            }
+        }
