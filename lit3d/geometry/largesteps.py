@@ -10,6 +10,8 @@ The matching optimizer, :class:`UniformAdam`, divides every step by the largest 
 
 from __future__ import annotations
 
+import atexit
+
 import torch
 from torch import Tensor, nn
 
@@ -38,6 +40,17 @@ def system_matrix(num_vertices: int, faces: Tensor, lambda_: float) -> Tensor:
         torch.ones(num_vertices, device=faces.device), (num_vertices, num_vertices),
         check_invariants=True)
     return (eye + lambda_ * laplacian_matrix(num_vertices, faces)).coalesce()
+
+
+@atexit.register
+def _release_solvers() -> None:
+    """Frees largesteps' cached Cholesky factorizations before interpreter shutdown (otherwise
+    nanobind reports them as leaked)."""
+    try:
+        from largesteps.parameterize import _cache
+    except ImportError:
+        return
+    _cache.clear()
 
 
 class LargeSteps(nn.Module):
