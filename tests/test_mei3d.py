@@ -129,3 +129,28 @@ def test_restore_best_returns_to_the_best_step():
     fresh = tiny_module()
     fresh.on_load_checkpoint(checkpoint)
     assert fresh._best_state is not None
+
+
+@pytest.mark.filterwarnings(UNATTACHED_LOG)
+def test_collapse_rolls_back_to_the_best_step_and_halves_the_learning_rate():
+    pl.seed_everything(0)
+    module = tiny_module(collapse_fraction=0.5, collapse_patience=3)
+    views = ViewsDataModule().views
+    module.training_step(views, 0)
+    best_vertices = module.vertices().detach().clone()
+    best = float(module.best_response)
+    assert best > 0
+    with torch.no_grad():  # a runaway fold
+        module.deformation.offsets.add_(0.5 * torch.randn_like(module.deformation.offsets))
+    assert not module.check_collapse(0.9 * best)  # a dip is not a collapse
+    assert not module.check_collapse(0.1 * best)
+    assert not module.check_collapse(0.1 * best)
+    assert not module.check_collapse(0.6 * best)  # recovered: the count restarts
+    for _ in range(2):
+        assert not module.check_collapse(0.0)
+    with pytest.warns(UserWarning, match="rolled back"):
+        assert module.check_collapse(0.0)
+    assert torch.equal(module.vertices(), best_vertices)
+    assert float(module.lr_scale) == 0.5 and module.rollbacks == 1
+    with pytest.raises(ValueError, match="collapse_fraction"):
+        tiny_module(collapse_fraction=1.0)

@@ -58,23 +58,29 @@ def test_simple_cell_sheet_and_sphere(tmp_path):
 
 
 def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
-    """Every seed reaches >= 0.85 and the seeds' Gabor phases are not all the same: the two
-    most different seeds differ by >= 30° (10x the fit's accuracy). Three seeds, because the
-    phase a run lands on is random; measured over seeds 0-3: 25°, -17°, 63°, -138°."""
+    """The issue's criterion: two seeds each reach >= 0.85 and their renders differ in Gabor
+    phase (>= 30°, 10x the fit's accuracy). Three seeds run, because the phase a run lands on
+    is random and a run can still end lower (measured, seeds 0-3: 0.946, 0.957, 0.886, 0.860 at
+    phases 25°, -17°, 63°, -138°; one CI run of seed 1 collapsed to 0.63 before rollback on
+    collapse existed). Every run must finish; all results are printed."""
     seeds = (0, 1, 2)
     runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
                             "--seed_everything", str(seed)) for seed in seeds}
-    phases = {}
+    results = {}
     for seed, process in runs.items():
         response, run = finish(process, tmp_path, f"seed{seed}")
-        assert response >= 0.85, (seed, response)
         # Re-render the exported mesh and read the phase of its best-fitting Gabor.
         vertices, faces = load_mesh(run / "mesh.ply")
         image = MitsubaRenderer(image_size=64, spp=64)(vertices, faces, overhead_views())[0]
         fit = fit_gabor(image, sigma=0.15)  # the cell's own envelope, as in the config
+        results[seed] = (response, fit)
+    print({seed: (round(r, 3), round(f.phase_deg, 1)) for seed, (r, f) in results.items()})
+    good = {seed: fit for seed, (response, fit) in results.items() if response >= 0.85}
+    assert len(good) >= 2, results
+    for fit in good.values():
         assert fit.orientation_deg == pytest.approx(45.0, abs=10.0)
         assert fit.frequency == pytest.approx(5.0, abs=0.5)
         assert fit.r2 > 0.5
-        phases[seed] = fit.phase_deg
-    spread = max(phase_difference_deg(phases[a], phases[b]) for a in seeds for b in seeds)
-    assert spread >= PHASE_DIFFERENCE_DEG, phases
+    spread = max(phase_difference_deg(good[a].phase_deg, good[b].phase_deg)
+                 for a in good for b in good)
+    assert spread >= PHASE_DIFFERENCE_DEG, results

@@ -56,6 +56,13 @@ class MEI3D(pl.LightningModule):
         restore_best: at the end of ``fit``, go back to the parameters of the training step
             with the highest response (a late fold of the mesh over the receptive field can
             lose what was found); the final artifacts then show that mesh.
+        collapse_fraction, collapse_patience: rollback on collapse. When the training response
+            stays below ``collapse_fraction`` × the best response so far for
+            ``collapse_patience`` consecutive steps, the parameters go back to the best step,
+            Adam's moments are reset and the learning rates halve (a trust-region back-off).
+            Measured need: with an energy-model cell a runaway fold can drive the response to 0,
+            where its gradient vanishes too, so the run never recovers on its own.
+            ``collapse_fraction=0`` disables it.
     """
 
     #: The metric ``FitArtifacts`` prints as the run's last line.
@@ -79,6 +86,8 @@ class MEI3D(pl.LightningModule):
         lr_decay: Literal["cosine", "none"] = "cosine",
         eval_spp: int = 64,
         restore_best: bool = True,
+        collapse_fraction: float = 0.5,
+        collapse_patience: int = 10,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -98,6 +107,9 @@ class MEI3D(pl.LightningModule):
                 f"neuron {neuron} out of range: the response model has "
                 f"{response_model.num_outputs} unit(s)"
             )
+        if not 0 <= collapse_fraction < 1 or collapse_patience < 1:
+            raise ValueError(f"need 0 <= collapse_fraction < 1 and collapse_patience >= 1, got "
+                             f"{collapse_fraction}, {collapse_patience}")
         if lr_decay not in ("cosine", "none"):
             raise ValueError(f"unknown lr_decay {lr_decay!r}; use 'cosine' or 'none'")
         if deformation not in ("rbf", "vertex"):
@@ -124,6 +136,9 @@ class MEI3D(pl.LightningModule):
         self.register_buffer("render_seed", torch.randint(0, 2**31 - 1, ()))
         self.register_buffer("best_response", torch.tensor(float("-inf")))
         self._best_state: dict[str, Tensor] | None = None
+        self.register_buffer("lr_scale", torch.tensor(1.0))  # halved by each rollback
+        self._steps_below = 0
+        self.rollbacks = 0
         optimum = self._optimal_response()
         self.register_buffer("optimal_response", optimum if optimum is not None
                              else torch.tensor(float("nan")))
@@ -180,7 +195,7 @@ class MEI3D(pl.LightningModule):
         if not torch.isfinite(loss):
             warnings.warn(f"non-finite loss at step {self.global_step}; step skipped", stacklevel=1)
             return None
-        if self.hparams.restore_best:
+        if self.hparams.restore_best or self.hparams.collapse_fraction > 0:
             self._remember_if_best(response.detach())
         normalized = self.normalized(response.detach())
         self.log("response", response, prog_bar=True)
@@ -201,6 +216,53 @@ class MEI3D(pl.LightningModule):
             self.best_response.fill_(float(response))
             self._best_state = {k: v.detach().clone()
                                 for k, v in self.deformation.state_dict().items()}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if outputs is None or self.hparams.collapse_fraction <= 0 or self._best_state is None:
+            return
+        response = outputs["response"]
+        if self._trainer is not None:
+            response = self.trainer.strategy.reduce(response, reduce_op="mean")
+        self.check_collapse(float(response))
+
+    def check_collapse(self, response: float) -> bool:
+        """Counts steps whose response is below ``collapse_fraction`` × best; after
+        ``collapse_patience`` in a row, rolls back (see the class docstring). Returns whether
+        it rolled back."""
+        best = float(self.best_response)
+        if best <= 0 or response >= self.hparams.collapse_fraction * best:
+            self._steps_below = 0
+            return False
+        self._steps_below += 1
+        if self._steps_below < self.hparams.collapse_patience:
+            return False
+        self._steps_below = 0
+        self.rollbacks += 1
+        self.deformation.load_state_dict(self._best_state)
+        self.lr_scale.mul_(0.5)
+        optimizers = self.trainer.optimizers if self._trainer is not None else []
+        for optimizer in optimizers:
+            optimizer.state.clear()
+        if self.lr_decay_disabled and optimizers:
+            for optimizer in optimizers:
+                for group, base in zip(optimizer.param_groups, self._base_lrs()):
+                    group["lr"] = base * float(self.lr_scale)
+        warnings.warn(
+            f"response collapsed to {response:.4g} (best {best:.4g}) for "
+            f"{self.hparams.collapse_patience} steps at step {self.global_step}: rolled back to "
+            f"the best parameters, learning rates x{float(self.lr_scale):g}", stacklevel=1)
+        self.log("train/rollbacks", float(self.rollbacks))
+        return True
+
+    @property
+    def lr_decay_disabled(self) -> bool:
+        return self.hparams.lr_decay == "none"
+
+    def _base_lrs(self) -> list[float]:
+        rates = [self.hparams.lr]
+        if isinstance(self.deformation, RBFDeformation):
+            rates.append(self.hparams.lr_sigma or self.hparams.lr)
+        return rates
 
     def on_train_end(self) -> None:
         if self.hparams.restore_best and self._best_state is not None:
@@ -268,15 +330,20 @@ class MEI3D(pl.LightningModule):
         }
 
     def configure_optimizers(self):
-        groups = [{"params": [self.deformation.offsets], "lr": self.hparams.lr}]
+        rates = self._base_lrs()
+        params = [self.deformation.offsets]
         if isinstance(self.deformation, RBFDeformation):
-            groups.append({"params": [self.deformation.log_sigma],
-                           "lr": self.hparams.lr_sigma or self.hparams.lr})
-        optimizer = torch.optim.Adam(groups)
+            params.append(self.deformation.log_sigma)
+        scale = float(self.lr_scale)
+        optimizer = torch.optim.Adam([{"params": [p], "lr": r * scale}
+                                      for p, r in zip(params, rates)])
         if self.hparams.lr_decay == "none":
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
-        )
+
+        def factor(step: int) -> float:
+            cosine = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+            return cosine * float(self.lr_scale) / scale
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
