@@ -40,6 +40,7 @@ def test_readout_equals_the_published_formula():
             assert out[b, n].item() == pytest.approx(expected.item(), abs=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Readout is NOT initialized")
 def test_readout_matches_neuralpredictors_full_gaussian2d_when_installed():
     readouts = pytest.importorskip("neuralpredictors.layers.readouts")
     torch.manual_seed(0)
