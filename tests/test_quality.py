@@ -62,7 +62,7 @@ def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     phase (>= 30°, 10x the fit's accuracy). Three seeds run, because the phase a run lands on
     is random and a run can still end lower (measured, seeds 0-3: 0.946, 0.957, 0.886, 0.860 at
     phases 25°, -17°, 63°, -138°; one CI run of seed 1 collapsed to 0.63 before rollback on
-    collapse existed). Every run must finish; all results are printed."""
+    collapse existed). Every run must finish; all results are printed (``pytest -s``)."""
     seeds = (0, 1, 2)
     runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
                             "--seed_everything", str(seed)) for seed in seeds}
