@@ -154,3 +154,13 @@ def test_collapse_rolls_back_to_the_best_step_and_halves_the_learning_rate():
     assert float(module.lr_scale) == 0.5 and module.rollbacks == 1
     with pytest.raises(ValueError, match="collapse_fraction"):
         tiny_module(collapse_fraction=1.0)
+
+
+def test_optimizer_choice():
+    from lit3d.geometry.largesteps import UniformAdam
+
+    module = tiny_module(optimizer="uniform_adam", lr_decay="none")
+    assert isinstance(module.configure_optimizers(), UniformAdam)
+    assert isinstance(tiny_module(lr_decay="none").configure_optimizers(), torch.optim.Adam)
+    with pytest.raises(ValueError, match="optimizer"):
+        tiny_module(optimizer="sgd")

@@ -65,6 +65,9 @@ class MEI3D(pl.LightningModule):
             fraction small: early responses are noisy and legitimately swing by 2-5x (at 0.5
             a CI run rolled back six times and stalled at 0.45). ``collapse_fraction=0``
             disables it.
+        optimizer: ``"adam"`` (the paper's), or ``"uniform_adam"`` (Nicolet et al. 2021: every
+            step divided by the largest second-moment root, so weakly driven vertices, e.g.
+            outside the receptive field, move proportionally less).
     """
 
     #: The metric ``FitArtifacts`` prints as the run's last line.
@@ -90,6 +93,7 @@ class MEI3D(pl.LightningModule):
         restore_best: bool = True,
         collapse_fraction: float = 0.1,
         collapse_patience: int = 10,
+        optimizer: Literal["adam", "uniform_adam"] = "adam",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -112,6 +116,8 @@ class MEI3D(pl.LightningModule):
         if not 0 <= collapse_fraction < 1 or collapse_patience < 1:
             raise ValueError(f"need 0 <= collapse_fraction < 1 and collapse_patience >= 1, got "
                              f"{collapse_fraction}, {collapse_patience}")
+        if optimizer not in ("adam", "uniform_adam"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam' or 'uniform_adam'")
         if lr_decay not in ("cosine", "none"):
             raise ValueError(f"unknown lr_decay {lr_decay!r}; use 'cosine' or 'none'")
         if deformation not in ("rbf", "vertex"):
@@ -337,8 +343,13 @@ class MEI3D(pl.LightningModule):
         if isinstance(self.deformation, RBFDeformation):
             params.append(self.deformation.log_sigma)
         scale = float(self.lr_scale)
-        optimizer = torch.optim.Adam([{"params": [p], "lr": r * scale}
-                                      for p, r in zip(params, rates)])
+        groups = [{"params": [p], "lr": r * scale} for p, r in zip(params, rates)]
+        if self.hparams.optimizer == "uniform_adam":
+            from lit3d.geometry.largesteps import UniformAdam
+
+            optimizer = UniformAdam(groups)
+        else:
+            optimizer = torch.optim.Adam(groups)
         if self.hparams.lr_decay == "none":
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
