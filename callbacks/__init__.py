@@ -1,5 +1,7 @@
 """Lightning callbacks of lit3d (a top-level package installed with it)."""
 
 from callbacks.artifacts import FitArtifacts
+from callbacks.early_stopping import EarlyStoppingRestoreBest
+from callbacks.remesh import DecayLROnRemesh, Remesh
 
-__all__ = ["FitArtifacts"]
+__all__ = ["FitArtifacts", "Remesh", "DecayLROnRemesh", "EarlyStoppingRestoreBest"]

@@ -2,7 +2,8 @@
 
 Files: ``mesh.ply`` (final mesh), ``render.png`` (final stimulus as the model saw it, sRGB),
 ``mesh_oblique.png`` (the same mesh from an oblique camera, to show its 3D shape), ``curves.png``
-(loss and response per step) and ``metrics.json`` (final metrics). The headline metric is printed as
+(loss and response per step), ``metrics.json`` (final metrics) and, for modules whose
+``final_evaluation`` returns a ``"summary"`` dict, ``summary.json``. The headline metric is printed as
 the run's last line, e.g. ``normalized_response=0.934``.
 
 A module takes part by implementing ``final_evaluation() -> dict`` (floats, plus optional
@@ -67,6 +68,18 @@ def save_curves(path: Path, history: dict[str, list[float]], steps: list[int]) -
     return path
 
 
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy: non-finite floats (also inside lists) become ``null``."""
+    def fix(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        return v
+
+    return {k: fix(v) for k, v in values.items()}
+
+
 class FitArtifacts(pl.Callback):
     """Records per-step scalars and writes the final artifacts after ``fit``.
 
@@ -103,6 +116,7 @@ class FitArtifacts(pl.Callback):
         pl_module.eval()
         results = pl_module.final_evaluation()
         pl_module.train(was_training)
+        summary = results.pop("summary", None)
         images = results.pop("images", None)
         oblique = results.pop("oblique_images", None)
         if images is not None:
@@ -121,9 +135,10 @@ class FitArtifacts(pl.Callback):
             epochs=int(trainer.current_epoch),
             wall_time_s=round(time.time() - self._start, 2),
         )
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in results.items()}
+        clean = _finite(results)
         (out / "metrics.json").write_text(json.dumps(clean, indent=2) + "\n")
+        if summary is not None:
+            (out / "summary.json").write_text(json.dumps(_finite(summary), indent=2) + "\n")
         headline = getattr(pl_module, "headline_metric", None)
         if headline in results:
             print(f"artifacts written to {out}", flush=True)

@@ -51,3 +51,10 @@ def ensure_torchvision_ops() -> bool:
     _LIBRARY.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _LIBRARY.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     return True
+
+
+def nullable(value):
+    """``None`` for ``None`` and for the strings a command-line ``null`` can arrive as
+    (jsonargparse passes ``"None"`` to some ``str | None`` parameters); else ``value``."""
+    return None if value is None or (isinstance(value, str) and value in ("None", "null", "")) \
+        else value

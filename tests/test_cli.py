@@ -9,6 +9,7 @@ import pytest
 
 from lit3d.cli import main
 from lit3d.modules.mei3d import MEI3D
+from lit3d.modules.mrd_shape import MRDShape
 
 ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
@@ -34,14 +35,30 @@ TINY = [
 def test_there_are_configs():
     assert {p.name for p in CONFIGS} >= {"mei3d_simple_cell.yaml", "mei3d_complex_cell.yaml",
                                          "mei3d_simple_cell_sphere.yaml",
-                                         "mei3d_complex_cell_sphere.yaml"}
+                                         "mei3d_complex_cell_sphere.yaml", "mrd_demo.yaml",
+                                         "mrd_dragon.yaml"}
+
+
+def offline_target(config: Path, tmp_path: Path) -> list[str]:
+    """Overrides that replace a config's downloaded target mesh by a small local file and its
+    network's downloaded weights by a random initialization."""
+    if "MeshFile" not in config.read_text():
+        return []
+    from lit3d.geometry.io import save_mesh
+    from lit3d.geometry.procedural import StarShape
+
+    star = StarShape(subdivisions=2).build()
+    path = save_mesh(tmp_path / "target.ply", star.vertices, star.faces)
+    return ["--model.init_args.target.init_args.path", str(path),
+            "--model.init_args.target.init_args.member", "null",
+            "--model.init_args.model.init_args.weights", "null"]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_config_instantiates(config, tmp_path):
     cli = main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path),
-                "--trainer.logger", "false"], run=False)
-    assert isinstance(cli.model, MEI3D)
+                "--trainer.logger", "false", *offline_target(config, tmp_path)], run=False)
+    assert isinstance(cli.model, (MEI3D, MRDShape))
     assert cli.datamodule is not None and len(cli.datamodule.views) >= 1
     assert cli.trainer.max_epochs >= 1
 

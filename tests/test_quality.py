@@ -63,30 +63,40 @@ def test_simple_cell_sheet_and_sphere(tmp_path):
     assert sphere_response >= 0.8
 
 
+def complex_cell_run(process: subprocess.Popen, save_dir: Path, name: str):
+    """Finishes a complex-cell fit; returns its normalized response and the best-fitting Gabor
+    of its exported mesh, re-rendered."""
+    response, run = finish(process, save_dir, name)
+    vertices, faces = load_mesh(run / "mesh.ply")
+    image = MitsubaRenderer(image_size=64, spp=64)(vertices, faces, overhead_views())[0]
+    return response, fit_gabor(image, sigma=0.15)  # the cell's own envelope, as in the config
+
+
+def phase_spread(fits) -> float:
+    return max((phase_difference_deg(a.phase_deg, b.phase_deg) for a in fits for b in fits),
+               default=0.0)
+
+
 def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     """The issue's criterion: two seeds each reach >= 0.85 and their renders differ in Gabor
-    phase (>= 30°, 10x the fit's accuracy). Three seeds run, because the phase a run lands on
-    is random and a run can still end lower (measured, seeds 0-3: 0.946, 0.957, 0.886, 0.860 at
-    phases 25°, -17°, 63°, -138°; one CI run of seed 1 collapsed to 0.63 before rollback on
-    collapse existed). Every run must finish; all results are printed (``pytest -s``)."""
-    seeds = (0, 1, 2)
-    runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
-                            "--seed_everything", str(seed)) for seed in seeds}
+    phase (>= 30°, 10x the fit's accuracy). The phase a run lands on is random and about one
+    run in four still ends below 0.85 (measured over 7 runs: 0.946, 0.957, 0.886, 0.860, 0.78,
+    0.91, 0.70; phases 25°, -17°, 63°, -138°, -10°, -46°, -99°), so seeds run two at a time,
+    up to six, until two good runs of different phases exist. Every run must finish; all
+    results are printed (``pytest -s``)."""
     results = {}
-    for seed, process in runs.items():
-        response, run = finish(process, tmp_path, f"seed{seed}")
-        # Re-render the exported mesh and read the phase of its best-fitting Gabor.
-        vertices, faces = load_mesh(run / "mesh.ply")
-        image = MitsubaRenderer(image_size=64, spp=64)(vertices, faces, overhead_views())[0]
-        fit = fit_gabor(image, sigma=0.15)  # the cell's own envelope, as in the config
-        results[seed] = (response, fit)
+    for pair in ((0, 1), (2, 3), (4, 5)):
+        runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
+                                "--seed_everything", str(seed)) for seed in pair}
+        for seed, process in runs.items():
+            results[seed] = complex_cell_run(process, tmp_path, f"seed{seed}")
+        good = {seed: fit for seed, (response, fit) in results.items() if response >= 0.85}
+        if len(good) >= 2 and phase_spread(good.values()) >= PHASE_DIFFERENCE_DEG:
+            break
     print({seed: (round(r, 3), round(f.phase_deg, 1)) for seed, (r, f) in results.items()})
-    good = {seed: fit for seed, (response, fit) in results.items() if response >= 0.85}
     assert len(good) >= 2, results
     for fit in good.values():
         assert fit.orientation_deg == pytest.approx(45.0, abs=10.0)
         assert fit.frequency == pytest.approx(5.0, abs=0.5)
         assert fit.r2 > 0.5
-    spread = max(phase_difference_deg(good[a].phase_deg, good[b].phase_deg)
-                 for a in good for b in good)
-    assert spread >= PHASE_DIFFERENCE_DEG, results
+    assert phase_spread(good.values()) >= PHASE_DIFFERENCE_DEG, results

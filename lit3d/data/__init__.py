@@ -1,8 +1,9 @@
 """Views (camera pose + light) and the datamodules that yield them."""
 
 from lit3d.data.datamodule import ViewsDataModule
+from lit3d.data.fibonacci import FibonacciViewsDataModule
 from lit3d.data.views import (Views, fibonacci_directions, fibonacci_views, orbit_views,
                               overhead_views, spherical_to_cartesian)
 
-__all__ = ["ViewsDataModule", "Views", "fibonacci_directions", "fibonacci_views", "orbit_views",
+__all__ = ["ViewsDataModule", "FibonacciViewsDataModule", "Views", "fibonacci_directions", "fibonacci_views", "orbit_views",
            "overhead_views", "spherical_to_cartesian"]

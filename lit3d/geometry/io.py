@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -53,22 +54,82 @@ def save_mesh(path: str | Path, vertices: Tensor, faces: Tensor) -> Path:
     return path
 
 
+def extract_member(archive: Path, member: str) -> Path:
+    """Extracts ``member`` of a tar or zip ``archive`` into ``<archive>.d/`` (once) and returns
+    its path. Raises ``ValueError`` if the archive is unreadable or lacks the member."""
+    import tarfile
+    import zipfile
+
+    target = archive.with_name(archive.name + ".d") / member
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                data = z.read(member)
+        else:
+            with tarfile.open(archive) as t:
+                handle = t.extractfile(member)
+                if handle is None:
+                    raise KeyError(member)
+                data = handle.read()
+    except KeyError as error:
+        raise ValueError(f"archive {archive} has no member {member!r}") from error
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"could not read archive {archive}: {error}") from error
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
 class MeshFile(MeshSource):
-    """Initial mesh read from a file (see :func:`load_mesh`).
+    """Initial or target mesh read from a file or a URL (see :func:`load_mesh`).
 
     Args:
-        path: mesh file path.
+        path: mesh file path, or an ``http(s)://`` / ``file://`` URL downloaded once into the
+            cache (``$LIT3D_CACHE``) and re-used.
+        sha256: checksum of the file (full hex digest or prefix); verified when given. Without
+            one, the digest of a downloaded file is logged so a config can pin it.
+        member: for a ``.tar``/``.tar.gz``/``.zip`` archive, the mesh file inside it (extracted
+            once next to the archive), e.g. ``dragon_recon/dragon_vrip_res3.ply``.
         center: translate the bounding-box centre to the origin.
         scale: if set, scale uniformly so the bounding-box diagonal equals this (world units).
     """
 
-    def __init__(self, path: str, center: bool = True, scale: float | None = None):
+    def __init__(self, path: str, sha256: str | None = None, member: str | None = None,
+                 center: bool = True, scale: float | None = None):
+        if scale is not None and not scale > 0:
+            raise ValueError(f"MeshFile.scale must be > 0, got {scale}")
+        from lit3d._compat import nullable
+
         self.path = path
+        self.sha256 = nullable(sha256)
+        self.member = nullable(member)
         self.center = center
         self.scale = scale
 
+    def local_path(self) -> Path:
+        """The file on disk (downloaded and verified if ``path`` is a URL)."""
+        from lit3d.models.weights import WeightsError, fetch_weights, is_url
+
+        if not is_url(self.path) and not Path(self.path).expanduser().is_file():
+            raise FileNotFoundError(f"mesh file not found: {Path(self.path).expanduser()}")
+        try:
+            local = fetch_weights(self.path, self.sha256, what="mesh", config_key="path")
+        except WeightsError as error:
+            raise ValueError(str(error)) from error
+        if is_url(self.path) and not self.sha256:
+            from lit3d.models.weights import sha256_of
+
+            logging.getLogger(__name__).warning(
+                "%s has sha256 %s; set `sha256:` in the config to pin it", local,
+                sha256_of(local))
+        return local if self.member is None else extract_member(local, self.member)
+
     def build(self) -> Mesh:
-        vertices, faces = load_mesh(self.path)
+        vertices, faces = load_mesh(self.local_path())
         lo, hi = vertices.min(0).values, vertices.max(0).values
         if self.center:
             vertices = vertices - (lo + hi) / 2

@@ -59,8 +59,10 @@ def verify_sha256(path: Path, sha256: str | None) -> None:
 
 
 def fetch_weights(source: str | os.PathLike, sha256: str | None = None,
-                  cache: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """Local path of a checkpoint given as a path or a URL.
+                  cache: str | os.PathLike | None = None, progress: bool = True,
+                  what: str = "weights", config_key: str = "weights") -> Path:
+    """Local path of a checkpoint (or any file: ``what`` names it in errors, ``config_key`` is
+    the config entry that takes a local path instead) given as a path or a URL.
 
     A URL is downloaded once into ``cache`` (default :func:`cache_dir`) under its file name and
     re-used afterwards; a partial download never lands in the cache. The file (cached or local)
@@ -73,7 +75,7 @@ def fetch_weights(source: str | os.PathLike, sha256: str | None = None,
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise WeightsError(f"weights file not found: {path}")
+            raise WeightsError(f"{what} file not found: {path}")
         verify_sha256(path, sha256)
         return path
     url = str(source)
@@ -92,7 +94,7 @@ def fetch_weights(source: str | os.PathLike, sha256: str | None = None,
         except (OSError, urllib.error.URLError, ValueError) as error:
             raise WeightsError(
                 f"could not download {url} ({error}). Without internet access, download it on "
-                f"another machine and pass its local path as `weights:` (with `sha256:` to "
+                f"another machine and pass its local path as `{config_key}:` (with `sha256:` to "
                 f"verify it), or place it at {target}."
             ) from error
         finally:

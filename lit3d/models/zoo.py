@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit3d._compat import nullable
 from lit3d.models.base import ResponseModel
 from lit3d.models.preprocessing import resize
 from lit3d.models.weights import WeightsError, fetch_weights, load_weights, match_by_order
@@ -234,7 +235,8 @@ class VisionModel(ResponseModel):
             network's output, or a module name (``"layer3"``, ``"features.16"``) whose output is
             flattened to (B, D); the forward pass stops there.
         weights: ``"default"`` (the network's published checkpoint, see :data:`ZOO`), a local
-            path or a URL (downloaded once to the cache), or ``None`` for random initialization.
+            path or a URL (downloaded once to the cache), or ``None`` / ``"random"`` for random
+            initialization.
         sha256: checksum of ``weights`` (full hex digest or prefix); defaults to the published
             one for ``"default"``.
         input_size: side of the square network input, pixels (default: the table's).
@@ -260,6 +262,9 @@ class VisionModel(ResponseModel):
         self.register_buffer("mean", torch.tensor(entry.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(entry.std).view(1, 3, 1, 1), persistent=False)
         self.net = entry.build()
+        weights, sha256 = nullable(weights), nullable(sha256)
+        if weights == "random":
+            weights = None
         if weights == "default":
             source = entry.weights() if callable(entry.weights) else entry.weights
             self._load(source, sha256 or entry.sha256)

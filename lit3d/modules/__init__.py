@@ -1,5 +1,6 @@
 """LightningModules: each optimization of lit3d composes geometry, renderer and response model."""
 
 from lit3d.modules.mei3d import MEI3D
+from lit3d.modules.mrd_shape import MRDShape
 
-__all__ = ["MEI3D"]
+__all__ = ["MEI3D", "MRDShape"]

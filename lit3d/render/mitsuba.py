@@ -21,6 +21,7 @@ from torch import Tensor
 
 from lit3d.data.views import Views
 from lit3d.render.base import Renderer
+from lit3d.render.environment import Environment
 from lit3d.render.llvm import check_libllvm, configure_libllvm
 
 _VARIANT_LOCK = threading.Lock()
@@ -232,12 +233,12 @@ class MitsubaEnvironmentRenderer(MitsubaRenderer):
         image_size, spp, integrator, integrator_options, albedo: as :class:`MitsubaRenderer`.
     """
 
-    def __init__(self, environment=None, environment_resolution: int = 128, image_size: int = 128,
+    def __init__(self, environment: Environment | None = None, environment_resolution: int = 128, image_size: int = 128,
                  spp: int = 16, integrator: str = "direct_projective",
                  integrator_options: dict[str, Any] | None = None, albedo: float = 0.8):
         super().__init__(image_size=image_size, spp=spp, integrator=integrator,
                          integrator_options=integrator_options, albedo=albedo, background=0.0)
-        from lit3d.render.environment import Environment, SunSky
+        from lit3d.render.environment import SunSky
 
         environment = environment if environment is not None else SunSky()
         if not isinstance(environment, Environment):

@@ -1,0 +1,36 @@
+"""Image losses of the MRD reconstructions (pure functions, tensors in and out).
+
+Renders are linear radiance (B, 3, H, W); a network only ever sees them through
+:func:`lit3d.render.tonemap.display` (Reinhard, then sRGB), as MRD does.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lit3d.render.tonemap import display
+
+
+def pixel_mae(images: Tensor, targets: Tensor) -> Tensor:
+    """Mean absolute error of linear radiance, (B, 3, H, W) each -> scalar (the baseline loss)."""
+    if images.shape != targets.shape:
+        raise ValueError(f"render {tuple(images.shape)} and target {tuple(targets.shape)} differ")
+    return (images - targets).abs().mean()
+
+
+def latents_of(model, images: Tensor) -> Tensor:
+    """(B, 3, H, W) linear renders -> (B, D) latents of a zoo model fed display-encoded images."""
+    return model(display(images))
+
+
+def latent_loss(model, images: Tensor, target_latents: Tensor) -> Tensor:
+    """Mean over the batch of the model's dissimilarity between the renders' latents and the
+    targets' (B, D): ``1 − cosine``, or the LPIPS distance for ``lpips_vgg``
+    (:meth:`lit3d.models.zoo.VisionModel.distance`)."""
+    latents = latents_of(model, images)
+    distance = getattr(model, "distance", None)
+    if distance is None:
+        import torch.nn.functional as F
+
+        return (1 - F.cosine_similarity(latents, target_latents, dim=1)).mean()
+    return distance(latents, target_latents).mean()

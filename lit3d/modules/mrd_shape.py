@@ -1,0 +1,288 @@
+"""``MRDShape``: reconstruct a target's geometry from its renders (MRD paper, sec. 2.3-2.6).
+
+The mesh's vertices are optimized in Large Steps' differential coordinates with uniform Adam;
+each training step renders one (or a few) of the Fibonacci-lattice views with a fresh seed and
+compares it with the target's render of the same view: pixel MAE (the baseline run) or the
+dissimilarity of a vision network's latents (the metamer run), the network seeing
+``sRGB(Reinhard(render))``. Every epoch the validation loop renders all views and logs the
+network's hypersphere similarity and Kendall RSA to the target's; the run's ``summary.json``
+applies the metamer criterion against a baseline run's summary
+(:mod:`lit3d.metrics.metamer`). Remeshing, the learning-rate decay after it and early stopping
+are callbacks (:mod:`callbacks.remesh`, :mod:`callbacks.early_stopping`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from lit3d.data.views import Views
+from lit3d.geometry.largesteps import LargeSteps, UniformAdam
+from lit3d.geometry.mesh import Mesh, validate_mesh
+from lit3d.geometry.primitives import IcoSphere, MeshSource
+from lit3d.losses import latent_loss, latents_of, pixel_mae
+from lit3d.metrics.chamfer import chamfer_distance
+from lit3d.metrics.metamer import metamer_summary, read_baseline
+from lit3d.metrics.rsa import KendallRSA
+from lit3d.metrics.similarity import HypersphereSimilarity, hypersphere_similarity
+from lit3d.render.base import Renderer
+
+#: Seed of the target renders (never used for training renders, which count up from 0).
+TARGET_SEED = 2**30 + 17
+#: Seed of the validation renders (fixed: epochs are compared on the same noise).
+EVAL_SEED = 2**30 + 101
+
+
+class MRDShape(pl.LightningModule):
+    """Shape reconstruction of a target mesh (see the module docstring).
+
+    Args:
+        target: the target mesh source (``MeshFile`` path/URL, or a procedural shape such as
+            :class:`~lit3d.geometry.procedural.StarShape`).
+        initial: the starting mesh (default an ico-sphere of radius 1, 642 vertices).
+        renderer: default :class:`~lit3d.render.mitsuba.MitsubaEnvironmentRenderer` (diffuse
+            object under a procedural sun and sky, ``direct_projective``).
+        loss: ``"pixel"`` (MAE of linear renders; the baseline) or ``"latent"`` (through
+            ``model``).
+        model: a zoo :class:`~lit3d.models.zoo.VisionModel`; required for ``loss="latent"``;
+            with the pixel loss it measures the similarity the metamer criterion uses.
+        lambda_: Large Steps λ (MRD's dragon: 15).
+        lr: uniform-Adam learning rate (MRD's dragon: 0.1).
+        target_spp: samples per pixel of the target renders (made once at the start).
+        eval_spp: samples per pixel of validation and final renders.
+        baseline: path of a pixel-baseline run's ``summary.json`` (or its log dir): the
+            metamer criterion's bar. ``None``: ``metamer`` is ``null`` in the summary.
+        chamfer_points: surface samples per mesh for the final Chamfer distance.
+    """
+
+    #: The metric ``FitArtifacts`` prints as the run's last line.
+    headline_metric = "chamfer"
+
+    def __init__(
+        self,
+        target: MeshSource,
+        initial: MeshSource | None = None,
+        renderer: Renderer | None = None,
+        loss: Literal["pixel", "latent"] = "pixel",
+        model: torch.nn.Module | None = None,
+        lambda_: float = 15.0,
+        lr: float = 0.1,
+        target_spp: int = 64,
+        eval_spp: int = 32,
+        baseline: str | None = None,
+        chamfer_points: int = 20000,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["target", "initial", "renderer", "model"])
+        if loss not in ("pixel", "latent"):
+            raise ValueError(f"unknown loss {loss!r}; use 'pixel' or 'latent'")
+        if loss == "latent" and model is None:
+            raise ValueError("loss='latent' needs a model (e.g. lit3d.models.VisionModel)")
+        if lambda_ < 0:
+            raise ValueError(f"the Large Steps lambda_ must be >= 0, got {lambda_}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if target_spp < 1 or eval_spp < 1:
+            raise ValueError("target_spp and eval_spp must be >= 1")
+        if renderer is None:
+            from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
+
+            renderer = MitsubaEnvironmentRenderer()
+        self.renderer = renderer
+        self.model = model
+        if model is not None:
+            model.requires_grad_(False)
+        self.network = getattr(model, "name", None if model is None else type(model).__name__)
+        self.baseline = (read_baseline(baseline, self.network) if baseline is not None
+                         else None)
+        target_mesh = target.build()
+        validate_mesh(target_mesh.vertices, target_mesh.faces, name="target mesh")
+        self.register_buffer("target_vertices", target_mesh.vertices.float())
+        self.register_buffer("target_faces", target_mesh.faces.long())
+        start = (initial or IcoSphere(subdivisions=3, radius=1.0)).build()
+        validate_mesh(start.vertices, start.faces, name="initial mesh")
+        self.shape = LargeSteps(start.vertices.float(), start.faces, lambda_)
+        self.register_buffer("lr_scale", torch.tensor(1.0))  # decayed by DecayLROnRemesh
+        self.remesh_count = 0
+        self.history: list[dict[str, Any]] = []
+        self.similarity = HypersphereSimilarity(output="mean")
+        self.rsa = KendallRSA()
+        self._targets: Tensor | None = None
+        self._target_latents: Tensor | None = None
+        self._val_per_view: Tensor | None = None
+        self._val_mae: list[Tensor] = []
+
+    # -- the mesh ------------------------------------------------------------------------------
+    @property
+    def faces(self) -> Tensor:
+        return self.shape.faces
+
+    def vertices(self) -> Tensor:
+        """(V, 3) current vertices, world units (differentiable in the Large Steps ``u``)."""
+        return self.shape()
+
+    def current_mesh(self) -> Mesh:
+        return Mesh(self.vertices().detach(), self.faces)
+
+    def set_mesh(self, vertices: Tensor, faces: Tensor) -> None:
+        """Replaces the mesh (e.g. after remeshing): a new Large Steps parameterization of the
+        given topology. The caller rebuilds the optimizer (:class:`callbacks.Remesh` does)."""
+        validate_mesh(vertices, faces, name="new mesh")
+        self.shape = LargeSteps(vertices.detach().float(), faces.long(),
+                                self.hparams.lambda_).to(self.target_vertices.device)
+
+    # -- targets -------------------------------------------------------------------------------
+    def rig(self) -> Views:
+        """All views of the datamodule's rig, (N,), on this module's device."""
+        views = getattr(getattr(self.trainer, "datamodule", None), "views", None)
+        if not isinstance(views, Views):
+            raise RuntimeError("MRDShape needs a datamodule with a `views` rig, e.g. "
+                               "lit3d.data.FibonacciViewsDataModule")
+        return views.to(self.device)
+
+    def render(self, vertices: Tensor, faces: Tensor, views: Views, seed: int,
+               spp: int | None = None) -> Tensor:
+        """(B, 3, H, W) linear renders of one mesh in ``views``."""
+        return self.renderer(vertices, faces, views, seed=seed, spp=spp)
+
+    @torch.no_grad()
+    def _latents(self, images: Tensor, chunk: int = 8) -> Tensor:
+        return torch.cat([latents_of(self.model, images[i:i + chunk])
+                          for i in range(0, images.shape[0], chunk)])
+
+    @torch.no_grad()
+    def prepare_targets(self) -> None:
+        """Renders the target in every view of the rig once (and its latents), and records the
+        initial mesh's similarity as epoch -1 of the history."""
+        if self._targets is not None:
+            return
+        views = self.rig()
+        self._targets = self.render(self.target_vertices, self.target_faces, views,
+                                    seed=TARGET_SEED, spp=self.hparams.target_spp)
+        if self.model is not None:
+            self._target_latents = self._latents(self._targets)
+            if not any(h["epoch"] < 0 for h in self.history):
+                images = self.render(self.vertices(), self.faces, views, seed=EVAL_SEED,
+                                     spp=self.hparams.eval_spp)
+                per_view = hypersphere_similarity(self._latents(images), self._target_latents)
+                self.history.append({"epoch": -1, "similarity": float(per_view.mean()),
+                                     "per_view": per_view.tolist()})
+
+    def on_fit_start(self) -> None:
+        self.prepare_targets()
+
+    def on_validation_start(self) -> None:
+        self.prepare_targets()
+
+    # -- training ------------------------------------------------------------------------------
+    def _step_seed(self) -> int:
+        return (int(self.global_step) * 7919 + 104729 * int(self.global_rank)) % (2**31 - 1)
+
+    def training_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> Tensor | None:
+        index, views = batch
+        images = self.render(self.vertices(), self.faces, views, seed=self._step_seed())
+        if self.hparams.loss == "pixel":
+            loss = pixel_mae(images, self._targets[index])
+        else:
+            loss = latent_loss(self.model, images, self._target_latents[index])
+        if not torch.isfinite(loss):
+            warnings.warn(f"non-finite loss at step {self.global_step}; step skipped",
+                          stacklevel=1)
+            return None
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=len(index))
+        self.log("train/num_vertices", float(self.shape.num_vertices), on_step=False,
+                 on_epoch=True, batch_size=len(index))
+        return loss
+
+    def configure_optimizers(self):
+        return UniformAdam(self.shape.parameters(), lr=self.hparams.lr * float(self.lr_scale))
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_per_view = torch.full((len(self.rig()),), float("nan"), device=self.device)
+        self._val_mae = []
+
+    def validation_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> None:
+        index, views = batch
+        images = self.render(self.vertices(), self.faces, views, seed=EVAL_SEED,
+                             spp=self.hparams.eval_spp)
+        self._val_mae.append(pixel_mae(images, self._targets[index]).detach()[None]
+                             .repeat(len(index)))
+        if self.model is None:
+            return
+        latents = self._latents(images)
+        target = self._target_latents[index]
+        self.similarity.update(latents, target)
+        self.rsa.update(latents, target)
+        self._val_per_view[index] = hypersphere_similarity(latents, target).to(self._val_per_view)
+
+    def on_validation_epoch_end(self) -> None:
+        mae = self.all_gather(torch.cat(self._val_mae).mean()).mean()
+        self.log("val/pixel_mae", mae, sync_dist=False)
+        record: dict[str, Any] = {"epoch": int(self.current_epoch), "pixel_mae": float(mae)}
+        if self.model is not None:
+            similarity = self.similarity.compute()
+            rsa = self.rsa.compute()
+            per_view = self.all_gather(self._val_per_view)
+            if per_view.ndim == 2:  # (world, N): each view measured on one rank
+                per_view = per_view.nan_to_num(float("-inf")).max(dim=0).values
+            self.similarity.reset()
+            self.rsa.reset()
+            self.log("val/similarity", similarity)
+            self.log("val/rsa_tau", rsa["tau"])
+            self.log("val/rsa_p", rsa["p_value"])
+            record.update(similarity=float(similarity), per_view=per_view.tolist(),
+                          rsa_tau=float(rsa["tau"]), rsa_p=float(rsa["p_value"]))
+        if not self.trainer.sanity_checking:
+            self.history = [h for h in self.history if h["epoch"] != record["epoch"]]
+            self.history.append(record)
+
+    def summary(self) -> dict[str, Any]:
+        """The metamer criterion's fields (:func:`lit3d.metrics.metamer.metamer_summary`)."""
+        return metamer_summary(self.history, self.baseline, self.network, self.hparams.loss)
+
+    @torch.no_grad()
+    def final_evaluation(self) -> dict[str, Any]:
+        """Chamfer distance to the target (normalized by its bounding-box diagonal), the
+        summary, and a grid image: top row renders, bottom row targets (first 4 views)."""
+        vertices = self.vertices()
+        results: dict[str, Any] = {
+            "chamfer": chamfer_distance(vertices, self.faces, self.target_vertices,
+                                        self.target_faces, self.hparams.chamfer_points),
+            "num_vertices": int(vertices.shape[0]),
+            "num_faces": int(self.faces.shape[0]),
+            "remeshes": int(self.remesh_count),
+        }
+        summary = self.summary()
+        summary["chamfer"] = results["chamfer"]
+        results["summary"] = summary
+        if self._trainer is not None:
+            views = self.rig()[: min(4, len(self.rig()))]
+            images = self.render(vertices, self.faces, views, seed=EVAL_SEED,
+                                 spp=self.hparams.eval_spp)
+            targets = self.render(self.target_vertices, self.target_faces, views,
+                                  seed=TARGET_SEED, spp=self.hparams.eval_spp)
+            top = torch.cat(list(images), dim=-1)
+            bottom = torch.cat(list(targets), dim=-1)
+            results["images"] = torch.cat([top, bottom], dim=-2)[None]
+        return results
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mrd_history"] = self.history
+        checkpoint["mrd_remesh_count"] = self.remesh_count
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restores the history and rebuilds the Large Steps parameterization with the
+        checkpoint's topology (a remeshed run has other vertex and face counts)."""
+        self.history = checkpoint.get("mrd_history", [])
+        self.remesh_count = checkpoint.get("mrd_remesh_count", 0)
+        state = checkpoint["state_dict"]
+        faces, u = state["shape.faces"], state["shape.u"]
+        if faces.shape != self.faces.shape or u.shape != self.shape.u.shape:
+            self.shape = LargeSteps(torch.zeros_like(u), faces, self.hparams.lambda_)
