@@ -73,7 +73,8 @@ def test_mesh_file_from_a_url_is_cached_and_checksummed(tmp_path, monkeypatch):
         MeshFile("http://127.0.0.1:9/dragon.ply").build()
 
 
-def test_mesh_file_inside_an_archive(tmp_path, monkeypatch):
+def test_mesh_file_inside_an_archive(tmp_path, monkeypatch, caplog):
+    import logging
     import tarfile
 
     monkeypatch.setenv("LIT3D_CACHE", str(tmp_path / "cache"))
@@ -82,7 +83,9 @@ def test_mesh_file_inside_an_archive(tmp_path, monkeypatch):
     archive = tmp_path / "dragon_recon.tar.gz"
     with tarfile.open(archive, "w:gz") as t:
         t.add(tmp_path / "dragon_recon", arcname="dragon_recon")
-    mesh = MeshFile(archive.as_uri(), member="dragon_recon/dragon.ply", center=False).build()
+    with caplog.at_level(logging.WARNING):
+        mesh = MeshFile(archive.as_uri(), member="dragon_recon/dragon.ply", center=False).build()
+    assert sha256_of(archive) in caplog.text  # logged so that a config can pin it
     assert torch.allclose(mesh.vertices, star.vertices, atol=1e-6)
     assert (tmp_path / "cache" / "dragon_recon.tar.gz.d" / "dragon_recon" / "dragon.ply").is_file()
     with pytest.raises(ValueError, match="no member"):
