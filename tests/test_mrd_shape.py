@@ -51,10 +51,11 @@ def tiny_mrd(**kwargs) -> MRDShape:
 
 
 def trainer(tmp_path, callbacks=(), **kwargs) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False,
-                      default_root_dir=tmp_path, callbacks=list(callbacks),
-                      num_sanity_val_steps=0, **kwargs)
+    options = dict(accelerator="cpu", logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False,
+                   default_root_dir=tmp_path, callbacks=list(callbacks), num_sanity_val_steps=0)
+    options.update(kwargs)
+    return pl.Trainer(**options)
 
 
 # -- views ------------------------------------------------------------------------------------
@@ -186,3 +187,29 @@ def test_bad_arguments_are_named():
         tiny_mrd(lambda_=-1.0)
     with pytest.raises(ValueError, match="lr"):
         tiny_mrd(lr=0.0)
+
+
+@pytest.mark.parametrize("crash_after", [1, 2], ids=["before-remesh", "after-remesh"])
+def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(tmp_path, crash_after):
+    """A run stopped after ``crash_after`` epochs and resumed with ``ckpt_path="last"`` ends with
+    the vertices of an uninterrupted run, also when the remesh (epoch 1) falls before or after
+    the crash: topology, Large Steps state, optimizer moments and the LR decay are restored."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(root, epochs, ckpt_path=None):
+        pl.seed_everything(0)
+        module = tiny_mrd(model=None)
+        t = trainer(root, [Remesh(epochs=[1]), DecayLROnRemesh(0.8),
+                           ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
+                    max_epochs=epochs, limit_val_batches=0, enable_checkpointing=True)
+        t.fit(module, datamodule=FibonacciViewsDataModule(num_views=4), ckpt_path=ckpt_path)
+        return module
+
+    whole = run(tmp_path / "whole", 3)
+    run(tmp_path / "crashed", crash_after)
+    resumed = run(tmp_path / "crashed", 3, ckpt_path="last")
+    assert resumed.remesh_count == whole.remesh_count == 1
+    assert torch.equal(resumed.faces, whole.faces)
+    assert float(resumed.lr_scale) == pytest.approx(0.8)
+    with torch.no_grad():
+        assert (resumed.vertices() - whole.vertices()).abs().max() <= 1e-5
