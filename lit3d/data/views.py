@@ -126,8 +126,15 @@ def orbit_views(
     at the camera. Up is world ``+z``, or ``+y`` for cameras within 1e-3 of the poles.
     Angles broadcast to a batch of B views."""
     position = spherical_to_cartesian(azimuth_deg, elevation_deg, distance).reshape(-1, 3)
+    return cameras_at(position, fov_deg, light_intensity)
+
+
+def cameras_at(position: Tensor, fov_deg: float, light_intensity: float) -> Views:
+    """Views from (B, 3) camera ``position``s looking at the origin, the point light at each
+    camera with ``light_intensity`` (W/sr). Up is world ``+z``, or ``+y`` for cameras within
+    1e-3 of the ``z`` axis (relative to their distance)."""
     b = position.shape[0]
-    polar = position[:, :2].norm(dim=-1) < 1e-3 * distance
+    polar = position[:, :2].norm(dim=-1) < 1e-3 * position.norm(dim=-1)
     up = torch.where(polar[:, None], torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]))
     return Views(
         camera_position=position,
@@ -157,17 +164,7 @@ def fibonacci_views(num_views: int = 25, distance: float = 4.0, fov_deg: float =
     poles). The object is lit by the environment only: the point light is off (intensity 0)."""
     if distance <= 0 or not 0 < fov_deg < 180:
         raise ValueError(f"need distance > 0 and fov_deg in (0, 180), got {distance}, {fov_deg}")
-    position = distance * fibonacci_directions(num_views)
-    polar = position[:, :2].norm(dim=-1) < 1e-3 * distance
-    up = torch.where(polar[:, None], torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]))
-    return Views(
-        camera_position=position,
-        camera_target=torch.zeros(num_views, 3),
-        camera_up=up,
-        fov_deg=torch.full((num_views,), float(fov_deg)),
-        light_position=position.clone(),
-        light_intensity=torch.zeros(num_views),
-    )
+    return cameras_at(distance * fibonacci_directions(num_views), fov_deg, light_intensity=0.0)
 
 
 def rotate_about_axis(points: Tensor, axis: Tensor, angle: Tensor) -> Tensor:

@@ -112,7 +112,7 @@ class MeshFile(MeshSource):
 
     def local_path(self) -> Path:
         """The file on disk (downloaded and verified if ``path`` is a URL)."""
-        from lit3d.models.weights import WeightsError, fetch_weights, is_url
+        from lit3d.models.weights import WeightsError, fetch_weights, is_url, sha256_of
 
         if not is_url(self.path) and not Path(self.path).expanduser().is_file():
             raise FileNotFoundError(f"mesh file not found: {Path(self.path).expanduser()}")
@@ -121,8 +121,6 @@ class MeshFile(MeshSource):
         except WeightsError as error:
             raise ValueError(str(error)) from error
         if is_url(self.path) and not self.sha256:
-            from lit3d.models.weights import sha256_of
-
             logging.getLogger(__name__).warning(
                 "%s has sha256 %s; set `sha256:` in the config to pin it", local,
                 sha256_of(local))

@@ -262,11 +262,11 @@ class MRDShape(pl.LightningModule):
         summary["chamfer"] = results["chamfer"]
         results["summary"] = summary
         if self._trainer is not None:
-            views = self.rig()[: min(4, len(self.rig()))]
-            images = self.render(vertices, self.faces, views, seed=EVAL_SEED,
+            self.prepare_targets()
+            count = min(4, len(self._targets))
+            images = self.render(vertices, self.faces, self.rig()[:count], seed=EVAL_SEED,
                                  spp=self.hparams.eval_spp)
-            targets = self.render(self.target_vertices, self.target_faces, views,
-                                  seed=TARGET_SEED, spp=self.hparams.eval_spp)
+            targets = self._targets[:count]  # rendered once, at target_spp
             top = torch.cat(list(images), dim=-1)
             bottom = torch.cat(list(targets), dim=-1)
             results["images"] = torch.cat([top, bottom], dim=-2)[None]
