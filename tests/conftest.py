@@ -19,3 +19,12 @@ def random_mesh() -> Mesh:
     g = torch.Generator().manual_seed(1)
     mesh = IcoSphere(subdivisions=1, radius=1.0).build()
     return Mesh(mesh.vertices + 0.1 * torch.randn(mesh.vertices.shape, generator=g), mesh.faces)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_deterministic_mode():
+    """``Trainer(deterministic=True)`` switches torch's deterministic mode on for the whole
+    process and never off (Lightning's behaviour); it would make later tests run Mitsuba on one
+    thread."""
+    yield
+    torch.use_deterministic_algorithms(False)

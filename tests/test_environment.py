@@ -57,12 +57,24 @@ def test_procedural_environments():
         EnvironmentMap("/nonexistent/sky.exr")
 
 
-def test_environment_map_file_round_trips(tmp_path):
+@pytest.mark.parametrize("threads", [0, 1], ids=["default_threads", "one_thread"])
+def test_environment_map_file_round_trips(tmp_path, threads):
+    """Also with Dr.Jit on one thread (deterministic mode), where Mitsuba's EXR I/O would hang."""
+    from lit3d.render.mitsuba import bitmap_io_threads
+
     image = SkyGradient().image(16)
     path = tmp_path / "sky.exr"
-    mi, _ = import_mitsuba("llvm_ad_rgb")
-    mi.Bitmap(image).write(str(path))
-    loaded = EnvironmentMap(path, scale=2.0).image()
+    mi, dr = import_mitsuba("llvm_ad_rgb")
+    default = dr.thread_count()
+    try:
+        if threads:
+            dr.set_thread_count(threads)
+        with bitmap_io_threads():
+            mi.Bitmap(image).write(str(path))
+        loaded = EnvironmentMap(path, scale=2.0).image()
+        assert dr.thread_count() == (threads or default)
+    finally:
+        dr.set_thread_count(default)
     assert np.allclose(loaded, 2 * image, atol=1e-3)
 
 

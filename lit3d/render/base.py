@@ -6,7 +6,10 @@
 - ``faces``: (F, 3) long, shared,
 - ``views``: :class:`~lit3d.data.views.Views` of batch size B,
 - ``images``: (B, 3, H, W) linear RGB radiance, channels first, ``H = W = image_size``,
-  differentiable with respect to ``vertices``.
+  differentiable with respect to ``vertices``;
+- ``seed``: the sampling noise of stochastic back-ends: an int (view ``b`` of the batch gets
+  a seed derived from it and ``b``), or one seed per view (a sequence or (B,) tensor), so that
+  a view's noise need not depend on its place in the batch (:func:`view_seeds`).
 
 Scene conventions shared by all back-ends (so their images agree): a diffuse grey object of albedo
 ``albedo`` lit by the views' point light (radiant intensity ``I`` in W/sr, inverse-square
@@ -18,10 +21,27 @@ in front of a uniform grey background of radiance ``background`` that also light
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from torch import Tensor
 
 from lit3d.data.views import Views
+
+
+Seed = int | Sequence[int] | Tensor
+
+
+def view_seeds(seed: Seed, count: int) -> list[int]:
+    """The 32-bit render seed of each of ``count`` views: ``(seed·1000003 + b) mod 2³²`` for an
+    int ``seed``, else the given per-view seeds (mod 2³²)."""
+    if isinstance(seed, Tensor):
+        seed = seed.reshape(-1).tolist() if seed.ndim else int(seed)
+    if isinstance(seed, int):
+        return [(seed * 1_000_003 + b) % (2**32) for b in range(count)]
+    seeds = [int(s) % (2**32) for s in seed]
+    if len(seeds) != count:
+        raise ValueError(f"got {len(seeds)} seeds for {count} views")
+    return seeds
 
 
 class Renderer(abc.ABC):
@@ -46,12 +66,12 @@ class Renderer(abc.ABC):
 
     @abc.abstractmethod
     def render(
-        self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0, spp: int | None = None
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
     ) -> Tensor:
         """Renders (B, 3, H, W) images; ``seed`` selects the sampling noise, ``spp`` overrides
         the samples per pixel of stochastic back-ends."""
 
-    def __call__(self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0,
+    def __call__(self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0,
                  spp: int | None = None) -> Tensor:
         if vertices.ndim not in (2, 3) or vertices.shape[-1] != 3:
             raise ValueError(f"vertices must be (V, 3) or (B, V, 3), got {tuple(vertices.shape)}")

@@ -119,14 +119,15 @@ class EnvironmentMap(Environment):
         import mitsuba as mi
         import torch
 
-        from lit3d.render.mitsuba import import_mitsuba, mitsuba_variant_for
+        from lit3d.render.mitsuba import bitmap_io_threads, import_mitsuba, mitsuba_variant_for
 
         if mi.variant() is None:  # any variant reads bitmaps; pick the one renders will use
             import_mitsuba(mitsuba_variant_for(torch.device("cuda" if torch.cuda.is_available()
                                                             else "cpu")))
         try:
-            bitmap = mi.Bitmap(str(self.path)).convert(
-                mi.Bitmap.PixelFormat.RGB, mi.Struct.Type.Float32, srgb_gamma=False)
+            with bitmap_io_threads():
+                bitmap = mi.Bitmap(str(self.path)).convert(
+                    mi.Bitmap.PixelFormat.RGB, mi.Struct.Type.Float32, srgb_gamma=False)
         except Exception as error:  # noqa: BLE001 (Mitsuba raises RuntimeError variants)
             raise ValueError(f"could not read environment map {self.path}: {error}") from error
         return np.ascontiguousarray(np.asarray(bitmap), dtype=np.float32) * self.scale

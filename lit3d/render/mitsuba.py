@@ -13,6 +13,8 @@ silhouette gradients.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import threading
 from typing import Any
 
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor
 
 from lit3d.data.views import Views
-from lit3d.render.base import Renderer
+from lit3d.render.base import Renderer, Seed, view_seeds
 from lit3d.render.environment import Environment
 from lit3d.render.llvm import check_libllvm, configure_libllvm
 
@@ -54,6 +56,42 @@ def import_mitsuba(variant: str):
         if variant.startswith("llvm"):
             check_libllvm()
         return mi, dr
+
+
+_DEFAULT_THREADS: int | None = None
+
+
+def match_determinism(dr, variant: str) -> None:
+    """Runs Dr.Jit's LLVM back-end on one thread while torch is in deterministic mode
+    (``Trainer(deterministic=True)``), on its default thread pool otherwise. Mitsuba accumulates
+    gradients with atomic float adds whose order varies between threads, so two multi-threaded
+    runs differ by ~1e-6 after a few steps (measured, and more after remeshing amplifies it);
+    on one thread they are bit-identical. The CUDA back-end's atomics stay unordered."""
+    global _DEFAULT_THREADS
+    if not variant.startswith("llvm"):
+        return
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = dr.thread_count()
+    wanted = 1 if torch.are_deterministic_algorithms_enabled() else _DEFAULT_THREADS
+    if dr.thread_count() != wanted:
+        dr.set_thread_count(wanted)
+
+
+@contextmanager
+def bitmap_io_threads():
+    """Mitsuba's OpenEXR reader and writer wait on Dr.Jit's thread pool and hang forever when it
+    has one thread (as in deterministic mode; measured): bitmap file I/O gets two threads for
+    its duration."""
+    import drjit as dr
+
+    count = dr.thread_count()
+    if count < 2:
+        dr.set_thread_count(2)
+    try:
+        yield
+    finally:
+        if dr.thread_count() != count:
+            dr.set_thread_count(count)
 
 
 def _vertex_positions_key(params) -> str:
@@ -202,23 +240,57 @@ class MitsubaRenderer(Renderer):
 
     # -- rendering -----------------------------------------------------------------------------
     def render(
-        self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0, spp: int | None = None
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
     ) -> Tensor:
-        mi, dr = import_mitsuba(mitsuba_variant_for(vertices.device))
+        variant = mitsuba_variant_for(vertices.device)
+        mi, dr = import_mitsuba(variant)
+        match_determinism(dr, variant)
         num_vertices = int(vertices.shape[-2])
         if self._scene is None or self._topology_key(faces, num_vertices) != self._faces_key:
             self._build_scene(mi, dr, faces, num_vertices)
         spp = self.spp if spp is None else int(spp)
         images = []
+        seeds = view_seeds(seed, len(views))
+        # Mitsuba's backward pass renders again with the scene as it is *then* (camera, light,
+        # vertex variable): with several views, each view's gradient must be taken with its own
+        # scene, so it is recomputed view by view in the backward pass (_ViewRender).
+        replay = len(views) > 1 and vertices.requires_grad and torch.is_grad_enabled()
         for b, view in enumerate(views.as_dicts()):
-            self._set_view(mi, view)
             positions = vertices if vertices.ndim == 2 else vertices[b]
             positions = positions.contiguous().float()
-            view_seed = (int(seed) * 1_000_003 + b) % (2**32)
-            image = self._wrapped(positions, view_seed, spp)  # (H, W, 3)
+            if replay:
+                image = _ViewRender.apply(positions, self, mi, view, seeds[b], spp)
+            else:
+                self._set_view(mi, view)
+                image = self._wrapped(positions, seeds[b], spp)  # (H, W, 3)
             images.append(image.permute(2, 0, 1))
         return torch.stack(images).to(vertices.device)
 
+
+
+class _ViewRender(torch.autograd.Function):
+    """One view of a multi-view render: forward without Dr.Jit's AD graph; backward sets the
+    view's scene again, re-renders it with the same seed (same samples, same image) and pulls
+    the gradient through that render. Costs one more primal render per view in the backward
+    pass, and makes a batch of views exact (a single shared scene would otherwise take every
+    view's gradient with the last view's camera)."""
+
+    @staticmethod
+    def forward(ctx, positions, renderer, mi, view, seed, spp):
+        ctx.renderer, ctx.mi, ctx.view, ctx.seed, ctx.spp = renderer, mi, view, seed, spp
+        ctx.save_for_backward(positions)
+        renderer._set_view(mi, view)
+        return renderer._wrapped(positions.detach(), seed, spp)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (positions,) = ctx.saved_tensors
+        leaf = positions.detach().requires_grad_(True)
+        with torch.enable_grad():
+            ctx.renderer._set_view(ctx.mi, ctx.view)
+            image = ctx.renderer._wrapped(leaf, ctx.seed, ctx.spp)
+            (gradient,) = torch.autograd.grad(image, leaf, grad)
+        return gradient, None, None, None, None, None
 
 
 class MitsubaEnvironmentRenderer(MitsubaRenderer):

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lit3d.data.views import Views
-from lit3d.render.base import Renderer
+from lit3d.render.base import Renderer, Seed
 
 INSTALL_HINT = (
     "PyTorch3D is not installed. It is optional (the default renderer is Mitsuba); install it "
@@ -94,7 +94,7 @@ class PyTorch3DRenderer(Renderer):
         self._lights_class = _inverse_square_point_lights(self._p3d)
 
     def render(
-        self, vertices: Tensor, faces: Tensor, views: Views, seed: int = 0, spp: int | None = None
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
     ) -> Tensor:
         p3d = self._p3d
         device = vertices.device
