@@ -2,7 +2,8 @@
 
 :class:`Remesh` runs Botsch-Kobbelt isotropic remeshing (:func:`lit3d.geometry.remesh.remesh`)
 at the start of the given epochs, hands the new mesh to the module (``set_mesh``: a new Large
-Steps parameterization) and rebuilds the optimizer (its moments belong to the old vertices).
+Steps parameterization), re-wraps it for DDP when training on several ranks (:func:`rewrap_ddp`)
+and rebuilds the optimizer (its moments belong to the old vertices).
 Callbacks that define ``on_remesh(trainer, pl_module)`` are then told, e.g.
 :class:`DecayLROnRemesh`.
 """
@@ -23,6 +24,24 @@ def check_epochs(epochs: list[int], name: str = "remesh epochs") -> list[int]:
     if any(b <= a for a, b in zip(epochs, epochs[1:])):
         raise ValueError(f"{name} must be strictly increasing (sorted, no repeats), got {epochs}")
     return epochs
+
+
+def rewrap_ddp(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+    """After the module's parameters were replaced (new shapes), wraps it in a fresh
+    ``DistributedDataParallel`` so its gradients are all-reduced again (the old wrapper's
+    reducer still holds the old parameters and would wait for their gradients forever). The
+    new wrapper also broadcasts rank 0's parameters and buffers, so every rank continues from
+    the same mesh. Returns whether it re-wrapped (only under a DDP strategy)."""
+    from lightning.pytorch.strategies import DDPStrategy
+    from torch.nn.parallel import DistributedDataParallel
+
+    strategy = trainer.strategy
+    if not isinstance(strategy, DDPStrategy) or not isinstance(strategy.model,
+                                                               DistributedDataParallel):
+        return False
+    strategy.model = strategy._setup_model(pl_module)
+    strategy._register_ddp_hooks()
+    return True
 
 
 class Remesh(pl.Callback):
@@ -66,6 +85,7 @@ class Remesh(pl.Callback):
         new_vertices, new_faces = remesh(vertices, faces, h, self.iterations)
         pl_module.set_mesh(new_vertices, new_faces)
         pl_module.remesh_count = getattr(pl_module, "remesh_count", 0) + 1
+        rewrap_ddp(trainer, pl_module)
         trainer.strategy.setup_optimizers(trainer)
         rank_zero_info(f"epoch {trainer.current_epoch}: remeshed {vertices.shape[0]} -> "
                        f"{new_vertices.shape[0]} vertices (edge length {h:.4g})")

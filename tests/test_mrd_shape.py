@@ -201,7 +201,8 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(tmp_path, cras
         module = tiny_mrd(model=None)
         t = trainer(root, [Remesh(epochs=[1]), DecayLROnRemesh(0.8),
                            ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)],
-                    max_epochs=epochs, limit_val_batches=0, enable_checkpointing=True)
+                    max_epochs=epochs, limit_val_batches=0, enable_checkpointing=True,
+                    deterministic=True)  # Mitsuba on one thread: bit-reproducible gradients
         t.fit(module, datamodule=FibonacciViewsDataModule(num_views=4), ckpt_path=ckpt_path)
         return module
 
@@ -213,3 +214,19 @@ def test_resume_from_last_checkpoint_matches_an_uninterrupted_run(tmp_path, cras
     assert float(resumed.lr_scale) == pytest.approx(0.8)
     with torch.no_grad():
         assert (resumed.vertices() - whole.vertices()).abs().max() <= 1e-5
+
+
+def test_epoch_shuffle_shards_like_one_batch_of_the_world_size():
+    """Rank r of R takes positions r, r+R, ...: step k of all ranks = batch k of size R."""
+    whole = EpochShuffle(10, seed=2)
+    whole.set_epoch(3)
+    shards = []
+    for rank in range(3):
+        shard = EpochShuffle(10, seed=2, num_replicas=3, rank=rank)
+        shard.set_epoch(3)
+        shards.append(list(shard))
+    assert [len(s) for s in shards] == [4, 4, 4]  # padded to 12 with the first entries
+    order = list(whole)
+    padded = order + order[:2]
+    assert [shards[r][k] for k in range(4) for r in range(3)] == padded
+    assert list(EpochShuffle(5, shuffle=False)) == [0, 1, 2, 3, 4]

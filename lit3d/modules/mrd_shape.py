@@ -13,7 +13,6 @@ are callbacks (:mod:`callbacks.remesh`, :mod:`callbacks.early_stopping`).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -29,7 +28,7 @@ from lit3d.metrics.chamfer import chamfer_distance
 from lit3d.metrics.metamer import metamer_summary, read_baseline
 from lit3d.metrics.rsa import KendallRSA
 from lit3d.metrics.similarity import HypersphereSimilarity, hypersphere_similarity
-from lit3d.render.base import Renderer
+from lit3d.render.base import Renderer, Seed
 
 #: Seed of the target renders (never used for training renders, which count up from 0).
 TARGET_SEED = 2**30 + 17
@@ -144,7 +143,7 @@ class MRDShape(pl.LightningModule):
                                "lit3d.data.FibonacciViewsDataModule")
         return views.to(self.device)
 
-    def render(self, vertices: Tensor, faces: Tensor, views: Views, seed: int,
+    def render(self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed,
                spp: int | None = None) -> Tensor:
         """(B, 3, H, W) linear renders of one mesh in ``views``."""
         return self.renderer(vertices, faces, views, seed=seed, spp=spp)
@@ -179,22 +178,32 @@ class MRDShape(pl.LightningModule):
         self.prepare_targets()
 
     # -- training ------------------------------------------------------------------------------
-    def _step_seed(self) -> int:
-        return (int(self.global_step) * 7919 + 104729 * int(self.global_rank)) % (2**31 - 1)
+    def step_seeds(self, index: Tensor) -> list[int]:
+        """Render seed of each view ``index`` (B,) at this step: fresh noise every step, and a
+        function of (step, view) only, so a run sharded over ranks (DDP) renders exactly the
+        images of a single-process run with ``batch_size = world size``."""
+        step = int(self.global_step)
+        return [(step * 7919 + 104729 * int(i) + 1) % (2**31 - 1) for i in index.tolist()]
+
+    @staticmethod
+    def eval_seeds(index: Tensor) -> list[int]:
+        """Render seed of each view ``index`` in validation and final renders (fixed, so epochs
+        compare on the same noise; per view, so sharding over ranks does not change it)."""
+        return [(EVAL_SEED * 1_000_003 + int(i)) % (2**32) for i in index.tolist()]
 
     def training_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> Tensor | None:
         index, views = batch
-        images = self.render(self.vertices(), self.faces, views, seed=self._step_seed())
+        images = self.render(self.vertices(), self.faces, views, seed=self.step_seeds(index))
         if self.hparams.loss == "pixel":
             loss = pixel_mae(images, self._targets[index])
         else:
             loss = latent_loss(self.model, images, self._target_latents[index])
         if not torch.isfinite(loss):
-            warnings.warn(f"non-finite loss at step {self.global_step}; step skipped",
-                          stacklevel=1)
-            return None
+            # Returned all the same (returning None would hang DDP): callbacks.SkipNonFinite
+            # drops this step's gradients on every rank.
+            return loss
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=len(index))
+                 batch_size=len(index), sync_dist=True)  # ranks agree (early stopping)
         self.log("train/num_vertices", float(self.shape.num_vertices), on_step=False,
                  on_epoch=True, batch_size=len(index))
         return loss
@@ -209,7 +218,7 @@ class MRDShape(pl.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> None:
         index, views = batch
-        images = self.render(self.vertices(), self.faces, views, seed=EVAL_SEED,
+        images = self.render(self.vertices(), self.faces, views, seed=self.eval_seeds(index),
                              spp=self.hparams.eval_spp)
         self._val_mae.append(pixel_mae(images, self._targets[index]).detach()[None]
                              .repeat(len(index)))
@@ -262,20 +271,31 @@ class MRDShape(pl.LightningModule):
         summary["chamfer"] = results["chamfer"]
         results["summary"] = summary
         if self._trainer is not None:
-            self.prepare_targets()
-            count = min(4, len(self._targets))
-            images = self.render(vertices, self.faces, self.rig()[:count], seed=EVAL_SEED,
-                                 spp=self.hparams.eval_spp)
-            targets = self._targets[:count]  # rendered once, at target_spp
-            top = torch.cat(list(images), dim=-1)
-            bottom = torch.cat(list(targets), dim=-1)
-            results["images"] = torch.cat([top, bottom], dim=-2)[None]
+            results["images"] = self.preview_images()
         return results
+
+    @torch.no_grad()
+    def preview_images(self, count: int = 4) -> Tensor:
+        """(1, 3, 2H, count·W) linear image: the current mesh in the first ``count`` views
+        (top row, ``eval_spp``) above the target's renders (bottom row, made once at the
+        start at ``target_spp``)."""
+        self.prepare_targets()
+        count = min(count, len(self._targets))
+        images = self.render(self.vertices(), self.faces, self.rig()[:count],
+                             seed=self.eval_seeds(torch.arange(count)), spp=self.hparams.eval_spp)
+        top = torch.cat(list(images), dim=-1)
+        bottom = torch.cat(list(self._targets[:count]), dim=-1)
+        return torch.cat([top, bottom], dim=-2)[None]
 
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Adds the history; leaves out the frozen network's weights (rebuilt from the config,
+        which the CLI checks is the same on resume: a ResNet-50 would add 100 MB a file)."""
         checkpoint["mrd_history"] = self.history
         checkpoint["mrd_remesh_count"] = self.remesh_count
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("model.")]:
+            del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restores the history and rebuilds the Large Steps parameterization with the
@@ -283,6 +303,22 @@ class MRDShape(pl.LightningModule):
         self.history = checkpoint.get("mrd_history", [])
         self.remesh_count = checkpoint.get("mrd_remesh_count", 0)
         state = checkpoint["state_dict"]
-        faces, u = state["shape.faces"], state["shape.u"]
+        if self.model is not None and not any(k.startswith("model.") for k in state):
+            state.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+        self._match_topology(state)
+
+    def _match_topology(self, state: dict[str, Tensor]) -> None:
+        """Rebuilds the Large Steps parameterization with the topology of ``state`` (a state
+        dict of a remeshed run) when it differs from the current one."""
+        faces, u = state.get("shape.faces"), state.get("shape.u")
+        if faces is None or u is None:
+            return
         if faces.shape != self.faces.shape or u.shape != self.shape.u.shape:
-            self.shape = LargeSteps(torch.zeros_like(u), faces, self.hparams.lambda_)
+            self.shape = LargeSteps(torch.zeros_like(u), faces, self.hparams.lambda_).to(
+                self.target_vertices.device)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict`` that first adopts the state's mesh topology (after
+        remeshing, e.g. the state rank 0 hands back at the end of a ``ddp_spawn`` fit)."""
+        self._match_topology(state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
