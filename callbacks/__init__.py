@@ -2,6 +2,9 @@
 
 from callbacks.artifacts import FitArtifacts
 from callbacks.early_stopping import EarlyStoppingRestoreBest
+from callbacks.media import LogMedia
+from callbacks.nonfinite import SkipNonFinite
 from callbacks.remesh import DecayLROnRemesh, Remesh
 
-__all__ = ["FitArtifacts", "Remesh", "DecayLROnRemesh", "EarlyStoppingRestoreBest"]
+__all__ = ["FitArtifacts", "Remesh", "DecayLROnRemesh", "EarlyStoppingRestoreBest",
+           "SkipNonFinite", "LogMedia"]

@@ -201,8 +201,9 @@ class MEI3D(pl.LightningModule):
         regs = self.regularizers(vertices)
         loss = -response + sum(getattr(self.hparams, f"lambda_{k}") * regs[k] for k in regs)
         if not torch.isfinite(loss):
-            warnings.warn(f"non-finite loss at step {self.global_step}; step skipped", stacklevel=1)
-            return None
+            # Returned all the same (returning None would hang DDP): callbacks.SkipNonFinite
+            # drops this step's gradients on every rank.
+            return {"loss": loss}
         if self.hparams.restore_best or self.hparams.collapse_fraction > 0:
             self._remember_if_best(response.detach())
         normalized = self.normalized(response.detach())
@@ -226,7 +227,8 @@ class MEI3D(pl.LightningModule):
                                 for k, v in self.deformation.state_dict().items()}
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if outputs is None or self.hparams.collapse_fraction <= 0 or self._best_state is None:
+        if (not isinstance(outputs, dict) or "response" not in outputs
+                or self.hparams.collapse_fraction <= 0 or self._best_state is None):
             return
         response = outputs["response"]
         if self._trainer is not None:
@@ -308,6 +310,14 @@ class MEI3D(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         views = getattr(datamodule, "views", None)
         return views if isinstance(views, Views) else overhead_views()
+
+    @torch.no_grad()
+    def preview_images(self) -> Tensor:
+        """(1, 3, H, W) linear render of the current mesh in the first evaluation view
+        (``eval_spp``, seed 0): what :class:`callbacks.LogMedia` logs during a fit."""
+        views = self._evaluation_views().to(self.device)[:1]
+        return self.renderer(self.vertices(), self.faces, views, seed=0,
+                             spp=self.hparams.eval_spp)
 
     @torch.no_grad()
     def final_evaluation(self, views: Views | None = None, num_seeds: int = 4) -> dict[str, Any]:
