@@ -1,6 +1,7 @@
 """``FitArtifacts``: what every finished fit leaves in its log dir.
 
-Files: ``mesh.ply`` (final mesh), ``render.png`` (final stimulus as the model saw it, sRGB),
+Files: ``mesh.ply`` (final mesh; ``mesh_<name>.ply`` for each of a module's ``meshes()``),
+``render.png`` (final stimulus as the model saw it, sRGB),
 ``mesh_oblique.png`` (the same mesh from an oblique camera, to show its 3D shape), ``curves.png``
 (loss and response per step), ``metrics.json`` (final metrics) and, for modules whose
 ``final_evaluation`` returns a ``"summary"`` dict, ``summary.json``. The headline metric is printed as
@@ -108,9 +109,10 @@ class FitArtifacts(pl.Callback):
                 self.history.setdefault(name, []).append(float(value.detach()))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
         if not trainer.is_global_zero or not hasattr(pl_module, "final_evaluation"):
             return
-        out = Path(trainer.log_dir or trainer.default_root_dir)
+        out = Path(log_dir or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
         was_training = pl_module.training
         pl_module.eval()
@@ -123,7 +125,12 @@ class FitArtifacts(pl.Callback):
             save_image(out / "render.png", images[0], self.upscale)
         if oblique is not None:
             save_image(out / "mesh_oblique.png", oblique[0], self.upscale)
-        if hasattr(pl_module, "current_mesh"):
+        if hasattr(pl_module, "meshes"):  # one mesh per unit (MEI3DPopulation)
+            from lit3d.geometry.io import save_mesh
+
+            for name, (vertices, faces) in pl_module.meshes().items():
+                save_mesh(out / f"mesh_{name}.{self.mesh_format}", vertices, faces)
+        elif hasattr(pl_module, "current_mesh"):
             from lit3d.geometry.io import save_mesh
 
             vertices, faces = pl_module.current_mesh()

@@ -42,21 +42,27 @@ class LogMedia(pl.Callback):
         import wandb
 
         images = pl_module.preview_images() if hasattr(pl_module, "preview_images") else None
-        mesh = None
-        if hasattr(pl_module, "current_mesh"):
+        meshes = {}
+        if hasattr(pl_module, "meshes"):
+            meshes = pl_module.meshes()
+        elif hasattr(pl_module, "current_mesh"):
+            meshes = {"mesh": pl_module.current_mesh()}
+        files = {}
+        if meshes:
             from lit3d.geometry.io import save_mesh
 
-            vertices, faces = pl_module.current_mesh()
             folder = Path(tempfile.mkdtemp(prefix="lit3d-mesh-"))
-            mesh = save_mesh(folder / f"mesh_{tag}.glb", vertices, faces)
+            for name, (vertices, faces) in meshes.items():
+                files[name] = save_mesh(folder / f"{name}_{tag}.glb", vertices, faces)
         for logger in loggers:
             payload = {}
             if images is not None:
                 pictures = linear_to_srgb(images.detach().float().cpu()).permute(0, 2, 3, 1)
                 payload["media/renders"] = [wandb.Image(p.numpy(), caption=f"{tag} view {i}")
                                             for i, p in enumerate(pictures)]
-            if mesh is not None:
-                payload["media/mesh"] = wandb.Object3D(str(mesh))
+            for name, path in files.items():
+                key = "media/mesh" if name == "mesh" else f"media/mesh/{name}"
+                payload[key] = wandb.Object3D(str(path))
             if payload:
                 logger.experiment.log({**payload, "trainer/global_step": trainer.global_step})
 
@@ -74,13 +80,16 @@ class LogMedia(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loggers = _wandb_loggers(trainer)
-        if not trainer.is_global_zero or not loggers:
+        if not loggers:
+            return
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
+        if not trainer.is_global_zero:
             return
         was_training = pl_module.training
         pl_module.eval()
         self.log_media(trainer, pl_module, loggers, "final")
         pl_module.train(was_training)
-        metrics = Path(trainer.log_dir or trainer.default_root_dir) / "metrics.json"
+        metrics = Path(log_dir or trainer.default_root_dir) / "metrics.json"
         if metrics.is_file():
             for logger in loggers:
                 logger.experiment.summary.update(json.loads(metrics.read_text()))

@@ -9,6 +9,7 @@ import pytest
 
 from lit3d.cli import main
 from lit3d.modules.mei3d import MEI3D
+from lit3d.modules.mei3d_population import MEI3DPopulation
 from lit3d.modules.mrd_shape import MRDShape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ def test_there_are_configs():
     assert {p.name for p in CONFIGS} >= {"mei3d_simple_cell.yaml", "mei3d_complex_cell.yaml",
                                          "mei3d_simple_cell_sphere.yaml",
                                          "mei3d_complex_cell_sphere.yaml", "mrd_demo.yaml",
+                                         "mei3d_population.yaml",
                                          "mrd_dragon.yaml"}
 
 
@@ -58,7 +60,7 @@ def offline_target(config: Path, tmp_path: Path) -> list[str]:
 def test_every_config_instantiates(config, tmp_path):
     cli = main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path),
                 "--trainer.logger", "false", *offline_target(config, tmp_path)], run=False)
-    assert isinstance(cli.model, (MEI3D, MRDShape))
+    assert isinstance(cli.model, (MEI3D, MEI3DPopulation, MRDShape))
     assert cli.datamodule is not None and len(cli.datamodule.views) >= 1
     assert cli.trainer.max_epochs >= 1
 

@@ -3,7 +3,8 @@
 For 3D-MEI the view is the fixed overhead camera with a point light near it, optionally jittered
 (camera and light directions tilted by a random angle each training step). Jitter is applied after
 the batch reaches the device and is seeded by ``(seed, global_step, rank)``, so a run is
-reproducible, resumes identically, and differs between ranks.
+reproducible, resumes identically, and differs between ranks. Under DDP the steps are sharded
+over the ranks (Lightning's sampler), unless the module sets ``replicate_views = True``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lit3d.data.views import Views, jitter_directions, overhead_views
 
@@ -29,6 +30,15 @@ class RepeatedViews(Dataset):
 
     def __getitem__(self, index: int) -> Views:
         return self.views[index % len(self.views)]
+
+
+class ReplicatedSampler(DistributedSampler):
+    """Every index on every rank, in order. For modules whose ranks split something other
+    than the views (``replicate_views = True``, e.g. ``MEI3DPopulation`` splits its units):
+    Lightning leaves a ``DistributedSampler`` in place instead of sharding the views."""
+
+    def __init__(self, dataset: Dataset):
+        super().__init__(dataset, num_replicas=1, rank=0, shuffle=False)
 
 
 class ViewsDataModule(pl.LightningDataModule):
@@ -80,10 +90,16 @@ class ViewsDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, length: int, shuffle: bool = False) -> DataLoader:
+        dataset = RepeatedViews(self.views, length)
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        sampler = None
+        if getattr(module, "replicate_views", False):
+            sampler = ReplicatedSampler(dataset)
         return DataLoader(
-            RepeatedViews(self.views, length),
+            dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             collate_fn=Views.cat,
         )
 

@@ -190,16 +190,27 @@ class MEI3D(pl.LightningModule):
         """Response divided by the unit's response to its own optimal image (NaN if unknown)."""
         return response / self.optimal_response
 
-    def _step_seed(self) -> int:
-        return (int(self.render_seed) + 7919 * int(self.global_step)) % (2**31 - 1)
+    def step_seed(self, step: int) -> int:
+        """Render seed of training step ``step``: fresh noise every step, different per run."""
+        return (int(self.render_seed) + 7919 * int(step)) % (2**31 - 1)
 
-    # -- Lightning hooks -----------------------------------------------------------------------
-    def training_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor] | None:
+    def _step_seed(self) -> int:
+        return self.step_seed(int(self.global_step))
+
+    def objective(self, views: Views, seed: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """One step's ``(loss, response, regularizers)`` (scalars): the mean response of the
+        unit to ``views`` rendered with ``seed``, and the weighted loss. No logging, no
+        collectives: :class:`~lit3d.modules.mei3d_population.MEI3DPopulation` reuses it."""
         vertices = self.vertices()
-        _, responses = self.respond(vertices, batch, seed=self._step_seed())
+        _, responses = self.respond(vertices, views, seed=seed)
         response = responses.mean()
         regs = self.regularizers(vertices)
         loss = -response + sum(getattr(self.hparams, f"lambda_{k}") * regs[k] for k in regs)
+        return loss, response, regs
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def training_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor] | None:
+        loss, response, regs = self.objective(batch, seed=self._step_seed())
         if not torch.isfinite(loss):
             # Returned all the same (returning None would hang DDP): callbacks.SkipNonFinite
             # drops this step's gradients on every rank.
@@ -347,26 +358,41 @@ class MEI3D(pl.LightningModule):
                                             spp=self.hparams.eval_spp),
         }
 
-    def configure_optimizers(self):
-        rates = self._base_lrs()
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: the offsets (``lr``) and, for RBF, log σ (``lr_sigma``),
+        both times the rollback scale ``lr_scale``."""
         params = [self.deformation.offsets]
         if isinstance(self.deformation, RBFDeformation):
             params.append(self.deformation.log_sigma)
         scale = float(self.lr_scale)
-        groups = [{"params": [p], "lr": r * scale} for p, r in zip(params, rates)]
-        if self.hparams.optimizer == "uniform_adam":
-            from lit3d.geometry.largesteps import UniformAdam
+        return [{"params": [p], "lr": r * scale} for p, r in zip(params, self._base_lrs())]
 
-            optimizer = UniformAdam(groups)
-        else:
-            optimizer = torch.optim.Adam(groups)
-        if self.hparams.lr_decay == "none":
-            return optimizer
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+    def configure_optimizers(self):
+        return build_optimizer(self, self.param_groups(), lambda: float(self.lr_scale))
 
-        def factor(step: int) -> float:
-            cosine = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
-            return cosine * float(self.lr_scale) / scale
 
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+def cosine_factor(step: int, total: int) -> float:
+    """Cosine learning-rate factor from 1 down to 0.05 over ``total`` steps."""
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+
+
+def build_optimizer(module: pl.LightningModule, groups: list[dict[str, Any]],
+                    lr_scale=lambda: 1.0):
+    """Adam (or uniform Adam) over ``groups`` with the module's ``lr_decay`` schedule (per step;
+    ``lr_scale()`` lets rollbacks rescale the rates the schedule sets)."""
+    if module.hparams.optimizer == "uniform_adam":
+        from lit3d.geometry.largesteps import UniformAdam
+
+        optimizer = UniformAdam(groups)
+    else:
+        optimizer = torch.optim.Adam(groups)
+    if module.hparams.lr_decay == "none":
+        return optimizer
+    total = max(int(module.trainer.estimated_stepping_batches), 1)
+    start = lr_scale()
+
+    def factor(step: int) -> float:
+        return cosine_factor(step, total) * lr_scale() / start
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

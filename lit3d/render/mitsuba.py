@@ -137,6 +137,11 @@ class MitsubaRenderer(Renderer):
         self._params = None
         self._faces_key: tuple | None = None
         self._wrapped = None
+        #: Differentiate every render by re-rendering it in the backward pass (as a batch of
+        #: views always is). Needed when other differentiable Mitsuba renders (of any scene)
+        #: happen between this render and its backward pass: Dr.Jit's pending AD state then
+        #: corrupts the gradient (measured: MEI3DPopulation's units, one scene each).
+        self.replay_backward = False
 
     def __getstate__(self) -> dict:
         """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
@@ -254,7 +259,8 @@ class MitsubaRenderer(Renderer):
         # Mitsuba's backward pass renders again with the scene as it is *then* (camera, light,
         # vertex variable): with several views, each view's gradient must be taken with its own
         # scene, so it is recomputed view by view in the backward pass (_ViewRender).
-        replay = len(views) > 1 and vertices.requires_grad and torch.is_grad_enabled()
+        replay = ((len(views) > 1 or self.replay_backward) and vertices.requires_grad
+                  and torch.is_grad_enabled())
         for b, view in enumerate(views.as_dicts()):
             positions = vertices if vertices.ndim == 2 else vertices[b]
             positions = positions.contiguous().float()

@@ -1,0 +1,223 @@
+"""``MEI3DPopulation``: the 3D-MEIs of many units of one response model, spread over ranks.
+
+One :class:`~lit3d.modules.mei3d.MEI3D` per unit (its own mesh deformation, render seed and
+renderer scene), optimized together: on one process every step renders every unit; under a
+Lightning DDP strategy (``--trainer.strategy ddp --trainer.devices R``) rank ``r`` renders and
+backpropagates only units ``r, r + R, r + 2R, ...``. DDP averages gradients over ranks, so each
+rank's loss is multiplied by ``R`` and touches the other units' parameters with a zero weight:
+after the all-reduce every unit's gradient is exactly the one its rank computed, and every rank
+holds every unit's parameters (rank 0 writes all the artifacts). The per-unit responses are
+gathered across ranks each step, so every rank keeps the same best parameters of each unit.
+Collapse rollback (``MEI3D.collapse_fraction``) is off here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+from lit3d.data.views import Views
+from lit3d.geometry.mesh import Mesh
+from lit3d.geometry.primitives import MeshSource
+from lit3d.models.base import ResponseModel
+from lit3d.modules.mei3d import MEI3D, build_optimizer
+from lit3d.render.base import Renderer
+
+
+class MEI3DPopulation(pl.LightningModule):
+    """3D-MEIs of the units ``neurons`` of ``response_model`` (see the module docstring).
+
+    Args:
+        response_model: the model whose units are maximized (shared by all units).
+        neurons: unit indices (at least one, no repeats).
+        renderer: renderer; every unit gets its own copy (own Mitsuba scene), which re-renders
+            in the backward pass (``replay_backward``): several units' renders precede one
+            backward pass, and Dr.Jit's pending AD state would otherwise mix their gradients.
+        mesh, deformation, rbf_sigma, init_noise, lambda_*, lr, lr_sigma, lr_decay, eval_spp,
+        restore_best, optimizer: as :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
+    """
+
+    headline_metric = "mean_normalized_response"
+    #: Every rank renders its units in every view (``ViewsDataModule`` does not shard them).
+    replicate_views = True
+
+    def __init__(
+        self,
+        response_model: ResponseModel,
+        neurons: list[int],
+        renderer: Renderer | None = None,
+        mesh: MeshSource | None = None,
+        deformation: Literal["rbf", "vertex"] = "rbf",
+        rbf_sigma: float = 2.0,
+        init_noise: float = 0.0,
+        lambda_lap: float = 0.0,
+        lambda_edge: float = 0.0,
+        lambda_area: float = 0.0,
+        lambda_arap: float = 0.0,
+        lr: float = 0.01,
+        lr_sigma: float | None = None,
+        lr_decay: Literal["cosine", "none"] = "cosine",
+        eval_spp: int = 64,
+        restore_best: bool = True,
+        optimizer: Literal["adam", "uniform_adam"] = "adam",
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
+        neurons = [int(n) for n in neurons]
+        if not neurons or len(set(neurons)) != len(neurons):
+            raise ValueError(f"neurons must be a non-empty list without repeats, got {neurons}")
+        if renderer is None:
+            from lit3d.render.mitsuba import MitsubaRenderer
+
+            renderer = MitsubaRenderer()
+        self.neurons = neurons
+        self.units = nn.ModuleList(self._build_units(
+            response_model, renderer, mesh, deformation=deformation, rbf_sigma=rbf_sigma,
+            init_noise=init_noise, lambda_lap=lambda_lap, lambda_edge=lambda_edge,
+            lambda_area=lambda_area, lambda_arap=lambda_arap, lr=lr, lr_sigma=lr_sigma,
+            lr_decay=lr_decay, eval_spp=eval_spp, restore_best=restore_best,
+            optimizer=optimizer))
+        for unit in self.units:  # several renders before one backward pass
+            if hasattr(unit.renderer, "replay_backward"):
+                unit.renderer.replay_backward = True
+
+    def _build_units(self, response_model, renderer, mesh, **settings) -> list[MEI3D]:
+        """One MEI3D per neuron. LightningCLI hands the hyperparameters of the module it builds
+        to ``save_hyperparameters`` through a context variable that nested LightningModules
+        would read too (each unit would record the population's arguments, without ``neuron``);
+        it is cleared while the units are built."""
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+        token = _given_hyperparameters.set(None)
+        try:
+            return [MEI3D(response_model=response_model, renderer=copy.deepcopy(renderer),
+                          mesh=mesh, neuron=n, collapse_fraction=0.0, **settings)
+                    for n in self.neurons]
+        finally:
+            _given_hyperparameters.reset(token)
+
+    # -- sharding ------------------------------------------------------------------------------
+    def _world(self) -> tuple[int, int]:
+        if self._trainer is None:
+            return 1, 0
+        return int(self.trainer.world_size), int(self.trainer.global_rank)
+
+    def local_units(self) -> list[int]:
+        """Positions (in ``neurons``) of the units this rank renders: ``rank::world_size``."""
+        world, rank = self._world()
+        return list(range(rank, len(self.units), world))
+
+    def _gather(self, local: Tensor) -> Tensor:
+        """(N,) with NaN where this rank has no value -> (N,) values from whichever rank has
+        them (every unit is measured on exactly one rank)."""
+        world, _ = self._world()
+        if world == 1:
+            return local
+        gathered = self.all_gather(local)  # (world, N)
+        return gathered.nan_to_num(float("-inf")).max(dim=0).values
+
+    # -- training ------------------------------------------------------------------------------
+    def training_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor]:
+        world, _ = self._world()
+        losses, responses = [], torch.full((len(self.units),), float("nan"), device=self.device)
+        for k in self.local_units():
+            unit = self.units[k]
+            loss, response, _ = unit.objective(batch, seed=unit.step_seed(self.global_step))
+            losses.append(loss)
+            responses[k] = response.detach()
+        # Each rank drives only its units; DDP needs every parameter in the graph and
+        # averages over ranks, hence the zero-weighted rest and the factor world.
+        untouched = sum(p.sum() for p in self.parameters() if p.requires_grad)
+        total = world * torch.stack(losses).sum() + 0.0 * untouched if losses else 0.0 * untouched
+        responses = self._gather(responses)
+        if self.hparams.restore_best and torch.isfinite(total):
+            self._remember_best(responses)
+        normalized = torch.stack([u.normalized(r) for u, r in zip(self.units, responses)])
+        self.log("train/loss", total / world, prog_bar=True)
+        self.log("train/mean_response", responses.mean())
+        if torch.isfinite(normalized).all():
+            self.log("train/mean_normalized_response", normalized.mean(), prog_bar=True)
+        for n, value in zip(self.neurons, normalized):
+            self.log(f"train/normalized_response/{n}", value)
+        return {"loss": total, "mean_response": responses.mean()}
+
+    def _remember_best(self, responses: Tensor) -> None:
+        for unit, response in zip(self.units, responses):
+            if torch.isfinite(response) and response > unit.best_response:
+                unit.best_response.fill_(float(response))
+                unit._best_state = {k: v.detach().clone()
+                                    for k, v in unit.deformation.state_dict().items()}
+
+    def on_train_end(self) -> None:
+        for unit in self.units:
+            if self.hparams.restore_best and unit._best_state is not None:
+                unit.deformation.load_state_dict(unit._best_state)
+
+    def configure_optimizers(self):
+        groups = [group for unit in self.units for group in unit.param_groups()]
+        return build_optimizer(self, groups)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def _views(self) -> Views | None:
+        views = getattr(getattr(self._trainer, "datamodule", None), "views", None)
+        return views if isinstance(views, Views) else None
+
+    def validation_step(self, batch: Views, batch_idx: int) -> None:
+        responses = torch.full((len(self.units),), float("nan"), device=self.device)
+        for k in self.local_units():
+            unit = self.units[k]
+            _, response = unit.respond(unit.vertices(), batch, seed=0, spp=unit.hparams.eval_spp)
+            responses[k] = response.mean()
+        responses = self._gather(responses)
+        normalized = torch.stack([u.normalized(r) for u, r in zip(self.units, responses)])
+        self.log("val/mean_response", responses.mean())
+        if torch.isfinite(normalized).all():
+            self.log("val/mean_normalized_response", normalized.mean())
+        for n, value in zip(self.neurons, normalized):
+            self.log(f"val/normalized_response/{n}", value)
+
+    @torch.no_grad()
+    def final_evaluation(self) -> dict[str, Any]:
+        """Every unit's :meth:`MEI3D.final_evaluation` on the datamodule's views: per-unit
+        responses, their mean normalized response (the headline), and image rows (units side
+        by side) of the renders and the oblique renders."""
+        results = [unit.final_evaluation(self._views()) for unit in self.units]
+        normalized = [r["normalized_response"] for r in results]
+        return {
+            "mean_normalized_response": float(torch.tensor(normalized).mean()),
+            "neurons": list(self.neurons),
+            "normalized_responses": normalized,
+            "responses": [r["response"] for r in results],
+            "images": torch.cat([r["images"][:1] for r in results], dim=-1),
+            "oblique_images": torch.cat([r["oblique_images"][:1] for r in results], dim=-1),
+        }
+
+    @torch.no_grad()
+    def preview_images(self) -> Tensor:
+        """(1, 3, H, N·W): every unit's current render, side by side."""
+        views = self._views()
+        return torch.cat([
+            unit.renderer(unit.vertices(), unit.faces,
+                          (views if views is not None else unit._evaluation_views())[:1]
+                          .to(self.device), seed=0, spp=unit.hparams.eval_spp)
+            for unit in self.units], dim=-1)
+
+    def meshes(self) -> dict[str, Mesh]:
+        """Every unit's current mesh, named ``neuron_<index>``."""
+        return {f"neuron_{n}": unit.current_mesh() for n, unit in zip(self.neurons, self.units)}
+
+    def current_mesh(self) -> Mesh:
+        """The first unit's mesh (``meshes()`` has them all)."""
+        return self.units[0].current_mesh()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["population_best_states"] = [unit._best_state for unit in self.units]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for unit, state in zip(self.units, checkpoint.get("population_best_states", [])):
+            unit._best_state = state
