@@ -46,10 +46,12 @@ def test_offline_run_writes_renders_mesh_config_and_summary(tmp_path, monkeypatc
     media = runs[0] / "files" / "media"
     renders = sorted(media.rglob("*.png"))
     meshes = sorted(media.rglob("*.glb"))
-    assert len(renders) == 3 and len(meshes) == 3  # epochs 0 and 1, and the end
+    listing = sorted(str(f.relative_to(runs[0])) for f in runs[0].rglob("*"))
+    assert len(renders) == 3 and len(meshes) == 3, listing  # epochs 0 and 1, and the end
     mesh = trimesh.load(meshes[-1], force="mesh", process=False)
     assert mesh.vertices.shape == (81, 3) and mesh.faces.shape == (128, 3)
     stream = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert len(stream) > 1000, listing
     assert b"lambda_lap" in stream and b"MitsubaRenderer" in stream  # the resolved config
     assert b"normalized_response" in stream and b"val/response" in stream  # summary, curves
     assert (tmp_path / "wandb_runs" / "version_0" / "metrics.json").is_file()  # CSV side
