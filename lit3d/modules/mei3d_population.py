@@ -134,7 +134,7 @@ class MEI3DPopulation(pl.LightningModule):
         untouched = sum(p.sum() for p in self.parameters() if p.requires_grad)
         total = world * torch.stack(losses).sum() + 0.0 * untouched if losses else 0.0 * untouched
         responses = self._gather(responses)
-        if self.hparams.restore_best and torch.isfinite(total):
+        if self.hparams.restore_best:  # the gathered responses: every rank decides alike
             self._remember_best(responses)
         normalized = torch.stack([u.normalized(r) for u, r in zip(self.units, responses)])
         self.log("train/loss", total / world, prog_bar=True)
