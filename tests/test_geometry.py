@@ -195,6 +195,59 @@ def test_rbf_gradcheck_offsets_and_sigmas(random_mesh):
     assert gradcheck(lambda d, s: rbf_displacement(v, v, d, s), (offsets, sigmas))
 
 
+@pytest.mark.parametrize("batch", [(), (2,)], ids=["single", "batched"])
+def test_chunked_rbf_equals_the_dense_field_and_its_gradients(batch):
+    """Blocks of 37 rows (uneven split of 600 points), recomputed in backward: same values and
+    gradients as the dense (V, K) kernel within 1e-5."""
+    from lit3d.geometry.rbf import rbf_displacement_chunked
+
+    g = torch.Generator().manual_seed(7)
+    points = torch.rand(600, 3, generator=g)
+    offsets = 0.1 * torch.randn((*batch, 600, 3), generator=g)
+    sigmas = 0.05 + 0.2 * torch.rand((*batch, 600), generator=g)
+    weights = torch.randn((*batch, 600, 3), generator=g)
+
+    def run(fn):
+        d = offsets.clone().requires_grad_(True)
+        s = sigmas.clone().requires_grad_(True)
+        out = fn(points, points, d, s)
+        (out * weights).sum().backward()
+        return out.detach(), d.grad, s.grad
+
+    dense = run(rbf_displacement)
+    chunked = run(lambda *a: rbf_displacement_chunked(*a, rows=37))
+    for a, b in zip(dense, chunked):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_rbf_gradcheck_and_the_module_chunks_large_meshes(monkeypatch):
+    from lit3d.geometry import rbf
+    from lit3d.geometry.primitives import Sheet
+
+    g = torch.Generator().manual_seed(8)
+    v = torch.rand(23, 3, generator=g, dtype=torch.float64)
+    offsets = (0.1 * torch.randn(v.shape, generator=g, dtype=torch.float64)).requires_grad_(True)
+    sigmas = (0.3 + 0.3 * torch.rand(23, generator=g, dtype=torch.float64)).requires_grad_(True)
+    assert gradcheck(lambda d, s: rbf.rbf_displacement_chunked(v, v, d, s, rows=5),
+                     (offsets, sigmas))
+    calls = []
+    monkeypatch.setattr(rbf, "CHUNK_BYTES", 200 * 4 * 3721)  # 200-row blocks of a 3721-vertex mesh
+    original = rbf._Blocks.block
+
+    def block(self, start):
+        d2, kernel = original(self, start)
+        calls.append(kernel.shape[-2])
+        return d2, kernel
+
+    monkeypatch.setattr(rbf._Blocks, "block", block)
+    mesh = Sheet(resolution=60).build()
+    module = RBFDeformation(mesh.vertices, sigma=0.1, offset_std=0.01)
+    out = module()
+    assert max(calls) == 200 and sum(calls) == 3721  # 18 blocks of 200 and one of 121
+    torch.testing.assert_close(out, mesh.vertices + rbf.rbf_displacement(
+        mesh.vertices, mesh.vertices, module.offsets, module.sigma), rtol=1e-5, atol=1e-6)
+
+
 def test_rbf_module_starts_at_rest_keeps_sigma_positive_and_seeds_differ(random_mesh):
     v = random_mesh.vertices
     module = RBFDeformation(v, sigma=0.3)
