@@ -1,7 +1,7 @@
 """P2: memory and time of the RBF deformation with control points at all V vertices.
 
 The dense field builds a (V, V) kernel (V = 40k: 6.4 GB a copy); the chunked one
-(:func:`lit3d.geometry.rbf.rbf_displacement_chunked`) evaluates 32 MB blocks and recomputes
+(:func:`lit3d.geometry.rbf.rbf_displacement_chunked`) evaluates 8 MB blocks and recomputes
 them in the backward pass. Each measurement runs in a fresh process; the extra peak memory of
 one forward + backward is the growth of the process's peak resident set
 (``ru_maxrss``) over its value just before. Prints one line a figure, the targets' ratios last

@@ -1,5 +1,7 @@
 """Time of one differentiable render (forward + backward w.r.t. vertices) in the default 3D-MEI
-scene, per back-end and integrator. Prints one line per setting; the figures back the README.
+scene, per back-end and integrator, with Dr.Jit's kernels recorded once and replayed
+(``MitsubaRenderer(freeze=True)``, the default) or traced on every call. Prints one line per
+setting; the figures back the README.
 
     python bench/render_step.py [--size 64] [--spp 16] [--repeats 20]
 """
@@ -40,9 +42,13 @@ def main() -> None:
     print(f"sheet: {mesh.num_vertices} vertices, {args.size}x{args.size} px, {args.spp} spp, "
           f"torch threads {torch.get_num_threads()}")
     for integrator in ("direct_projective", "prb"):
-        renderer = MitsubaRenderer(image_size=args.size, spp=args.spp, integrator=integrator)
-        seconds = time_step(renderer, vertices, mesh.faces, views, args.repeats)
-        print(f"mitsuba {integrator}: {seconds * 1000:.1f} ms per render + backward")
+        for freeze in (True, False):
+            renderer = MitsubaRenderer(image_size=args.size, spp=args.spp, integrator=integrator,
+                                       freeze=freeze)
+            seconds = time_step(renderer, vertices, mesh.faces, views, args.repeats)
+            kind = "recorded kernels replayed" if freeze else "traced every call"
+            print(f"mitsuba {integrator} ({kind}): {seconds * 1000:.1f} ms per render + "
+                  "backward")
     try:
         from lit3d.render.pytorch3d import PyTorch3DRenderer
 

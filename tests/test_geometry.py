@@ -195,11 +195,13 @@ def test_rbf_gradcheck_offsets_and_sigmas(random_mesh):
     assert gradcheck(lambda d, s: rbf_displacement(v, v, d, s), (offsets, sigmas))
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["distances_per_block", "distances_kept"])
 @pytest.mark.parametrize("batch", [(), (2,)], ids=["single", "batched"])
-def test_chunked_rbf_equals_the_dense_field_and_its_gradients(batch):
-    """Blocks of 37 rows (uneven split of 600 points), recomputed in backward: same values and
-    gradients as the dense (V, K) kernel within 1e-5."""
-    from lit3d.geometry.rbf import rbf_displacement_chunked
+def test_chunked_rbf_equals_the_dense_field_and_its_gradients(batch, kept):
+    """Blocks of 37 rows (uneven split of 600 points), recomputed in backward, with the squared
+    distances computed per block or handed in: same values and gradients as the dense (V, K)
+    kernel within 1e-5."""
+    from lit3d.geometry.rbf import rbf_displacement_chunked, squared_distances
 
     g = torch.Generator().manual_seed(7)
     points = torch.rand(600, 3, generator=g)
@@ -215,7 +217,8 @@ def test_chunked_rbf_equals_the_dense_field_and_its_gradients(batch):
         return out.detach(), d.grad, s.grad
 
     dense = run(rbf_displacement)
-    chunked = run(lambda *a: rbf_displacement_chunked(*a, rows=37))
+    distances = squared_distances(points, points) if kept else None
+    chunked = run(lambda *a: rbf_displacement_chunked(*a, rows=37, distances=distances))
     for a, b in zip(dense, chunked):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
@@ -230,6 +233,10 @@ def test_chunked_rbf_gradcheck_and_the_module_chunks_large_meshes(monkeypatch):
     sigmas = (0.3 + 0.3 * torch.rand(23, generator=g, dtype=torch.float64)).requires_grad_(True)
     assert gradcheck(lambda d, s: rbf.rbf_displacement_chunked(v, v, d, s, rows=5),
                      (offsets, sigmas))
+    kept = rbf.squared_distances(v, v)
+    assert gradcheck(lambda d, s: rbf.rbf_displacement_chunked(v, v, d, s, rows=5,
+                                                               distances=kept),
+                     (offsets, sigmas))
     calls = []
     monkeypatch.setattr(rbf, "CHUNK_BYTES", 200 * 4 * 3721)  # 200-row blocks of a 3721-vertex mesh
     original = rbf._Blocks.block
@@ -241,11 +248,17 @@ def test_chunked_rbf_gradcheck_and_the_module_chunks_large_meshes(monkeypatch):
 
     monkeypatch.setattr(rbf._Blocks, "block", block)
     mesh = Sheet(resolution=60).build()
-    module = RBFDeformation(mesh.vertices, sigma=0.1, offset_std=0.01)
-    out = module()
-    assert max(calls) == 200 and sum(calls) == 3721  # 18 blocks of 200 and one of 121
-    torch.testing.assert_close(out, mesh.vertices + rbf.rbf_displacement(
-        mesh.vertices, mesh.vertices, module.offsets, module.sigma), rtol=1e-5, atol=1e-6)
+    for cache_bytes in (0, 64 * 2**20):  # distances recomputed per block, or kept (3721² fits)
+        monkeypatch.setattr(rbf, "DISTANCE_CACHE_BYTES", cache_bytes)
+        calls.clear()
+        module = RBFDeformation(mesh.vertices, sigma=0.1,
+                                offset_std=0.01, generator=torch.Generator().manual_seed(0))
+        out = module()
+        assert (module.distances() is not None) == (cache_bytes > 0)
+        assert max(calls) == 200 and sum(calls) == 3721  # 18 blocks of 200 and one of 121
+        dense = mesh.vertices + rbf.rbf_displacement(mesh.vertices, mesh.vertices,
+                                                     module.offsets, module.sigma)
+        torch.testing.assert_close(out, dense, rtol=1e-5, atol=1e-6)
 
 
 def test_rbf_module_starts_at_rest_keeps_sigma_positive_and_seeds_differ(random_mesh):
@@ -285,3 +298,19 @@ def test_rbf_sigma_scale_is_the_kernel_width():
     points = torch.tensor([[0.3, 0.0, 0.0]])
     d = rbf_displacement(points, centers, torch.tensor([[1.0, 0, 0]]), torch.tensor([0.3]))
     assert d[0, 0].item() == pytest.approx(math.exp(-0.5), rel=1e-6)
+
+
+def test_rbf_works_in_and_after_inference_mode():
+    """Its reused work buffers and kept distances are made outside inference mode (Lightning
+    validates under ``torch.inference_mode``; training goes on afterwards)."""
+    from lit3d.geometry import rbf
+    from lit3d.geometry.primitives import Sheet
+
+    rbf._SCRATCH.clear()
+    module = RBFDeformation(Sheet(resolution=6).build().vertices, sigma=0.2, offset_std=0.01)
+    with torch.inference_mode():
+        inferred = module()
+    out = module()
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), inferred.clone())
+    assert module.offsets.grad is not None and torch.isfinite(module.offsets.grad).all()

@@ -45,6 +45,15 @@ def rbf_displacement(points: Tensor, centers: Tensor, offsets: Tensor, sigmas: T
     return kernel @ offsets
 
 
+#: Exponents below this are raised to it: the kernel there is exp(-80) ≈ 1.8e-35 instead of
+#: (almost) 0, an error far below float32's resolution of any displacement, and torch's exp is
+#: 8x faster when no input underflows (measured: 16 ms -> 2 ms for the 2401² kernel).
+EXP_FLOOR = -80.0
+
+#: :class:`RBFDeformation` keeps the (V, V) squared distances of its rest vertices while they
+#: take at most this many bytes (V <= 4096 in float32); larger meshes recompute them per block.
+DISTANCE_CACHE_BYTES = 64 * 2**20
+
 #: Largest (rows × K) kernel block the chunked RBF evaluates at once, in bytes (float32).
 CHUNK_BYTES = 8 * 2**20
 
@@ -57,39 +66,52 @@ def chunk_rows(num_points: int, num_centers: int, batch: int = 1,
     return max(1, min(num_points, budget // max(4 * num_centers * batch, 1)))
 
 
-class _Blocks:
-    """Reusable (..., rows, K) work buffers for the blocks of the chunked RBF: every block is
-    computed in place into the same memory (allocating a fresh block each time makes glibc's
-    heap grow to gigabytes at V = 40k, measured, though every block is freed)."""
+_SCRATCH: dict[tuple, Tensor] = {}
 
-    def __init__(self, points: Tensor, centers: Tensor, sigmas: Tensor, rows: int):
-        self.points, self.centers, self.rows = points, centers, rows
+
+def _scratch(name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """A work buffer kept between calls (one per name, shape, dtype and device): fresh 8 MB
+    blocks cost their page faults on every call (measured: 6 of the 15 ms of the default
+    2401-vertex field), and allocating them again and again makes glibc's heap grow to
+    gigabytes at V = 40k (measured). Only the most recent shape of each name is kept."""
+    key = (name, like.dtype, like.device)
+    buffer = _SCRATCH.get(key)
+    if buffer is None or tuple(buffer.shape) != tuple(shape):
+        with torch.inference_mode(False):  # a normal tensor: usable in and out of inference
+            buffer = _SCRATCH[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buffer
+
+
+class _Blocks:
+    """The (..., rows, K) blocks of the chunked RBF, computed in place into reused buffers
+    (:func:`_scratch`)."""
+
+    def __init__(self, points: Tensor, centers: Tensor, sigmas: Tensor, rows: int,
+                 distances: Tensor | None = None):
+        self.points, self.centers, self.rows, self.distances = points, centers, rows, distances
         self.c2 = centers.pow(2).sum(-1)  # (K,)
         self.scale = (-0.5 / sigmas.pow(2)).unsqueeze(-2)  # (..., 1, K)
         shape = (*sigmas.shape[:-1], rows, centers.shape[0])
-        self.d2 = points.new_empty((rows, centers.shape[0]))
-        self.kernel = sigmas.new_empty(shape)
-        self.spare: Tensor | None = None
+        self.d2 = (None if distances is not None
+                   else _scratch("d2", (rows, centers.shape[0]), points))
+        self.kernel = _scratch("kernel", shape, sigmas)
 
     def block(self, start: int) -> tuple[Tensor, Tensor]:
         """(d2 (r, K), kernel (..., r, K)) of points ``start .. start + rows``, in the buffers
         (fresh, smaller ones for a last, shorter block)."""
         p = self.points[start:start + self.rows]
         r = p.shape[0]
-        d2 = self.d2 if r == self.rows else self.d2.new_empty((r, self.d2.shape[1]))
         kernel = (self.kernel if r == self.rows
-                  else self.kernel.new_empty((*self.kernel.shape[:-2], r, self.d2.shape[1])))
-        torch.matmul(p, self.centers.T, out=d2)
-        d2.mul_(-2.0).add_(p.pow(2).sum(-1, keepdim=True)).add_(self.c2).clamp_(min=0.0)
+                  else self.kernel.new_empty((*self.kernel.shape[:-2], r, self.centers.shape[0])))
+        if self.distances is not None:
+            d2 = self.distances[start:start + r]
+        else:
+            d2 = self.d2 if r == self.rows else self.d2.new_empty((r, self.d2.shape[1]))
+            torch.matmul(p, self.centers.T, out=d2)
+            d2.mul_(-2.0).add_(p.pow(2).sum(-1, keepdim=True)).add_(self.c2).clamp_(min=0.0)
         torch.mul(d2, self.scale, out=kernel)
-        kernel.exp_()
+        kernel.clamp_(min=EXP_FLOOR).exp_()
         return d2, kernel
-
-    def work(self, like: Tensor) -> Tensor:
-        """A third (..., r, K) buffer, reused."""
-        if self.spare is None or self.spare.shape != like.shape:
-            self.spare = torch.empty_like(like)
-        return self.spare
 
 
 class _ChunkedRBF(torch.autograd.Function):
@@ -98,10 +120,10 @@ class _ChunkedRBF(torch.autograd.Function):
     in three reused (..., rows, K) buffers."""
 
     @staticmethod
-    def forward(ctx, points, centers, offsets, sigmas, rows):
-        ctx.rows = rows
+    def forward(ctx, points, centers, offsets, sigmas, rows, distances):
+        ctx.rows, ctx.distances = rows, distances
         ctx.save_for_backward(points, centers, offsets, sigmas)
-        blocks = _Blocks(points, centers, sigmas, rows)
+        blocks = _Blocks(points, centers, sigmas, rows, distances)
         out = offsets.new_empty((*offsets.shape[:-2], points.shape[0], 3))
         for i in range(0, points.shape[0], rows):
             _, kernel = blocks.block(i)
@@ -112,40 +134,46 @@ class _ChunkedRBF(torch.autograd.Function):
     def backward(ctx, grad):
         points, centers, offsets, sigmas = ctx.saved_tensors
         need_offsets, need_sigmas = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-        blocks = _Blocks(points, centers, sigmas, ctx.rows)
-        d_offsets = torch.zeros_like(offsets) if need_offsets else None
-        weights = torch.zeros_like(sigmas) if need_sigmas else None
+        blocks = _Blocks(points, centers, sigmas, ctx.rows, ctx.distances)
+        # Accumulated as (..., 3, K): g^T K is a wide matmul, K^T g a slow skinny one.
+        d_offsets = offsets.new_zeros((*offsets.shape[:-2], 3, offsets.shape[-2]))
+        moments = torch.zeros_like(d_offsets) if need_sigmas else None
         for i in range(0, points.shape[0], ctx.rows):
             d2, kernel = blocks.block(i)
-            g = grad[..., i:i + ctx.rows, :]  # (..., r, 3)
+            g_t = grad[..., i:i + ctx.rows, :].transpose(-1, -2)  # (..., 3, r)
             if need_offsets:
-                d_offsets += kernel.transpose(-1, -2) @ g
+                d_offsets += g_t @ kernel  # Σ_v g_v K_vk
             if need_sigmas:
-                work = blocks.work(kernel)
-                torch.matmul(g, offsets.transpose(-1, -2), out=work)  # g_v · δ_k
-                work.mul_(kernel).mul_(d2)
-                weights += work.sum(-2)
-        d_sigmas = weights / sigmas.pow(3) if need_sigmas else None
-        return None, None, d_offsets, d_sigmas, None
+                moments += g_t @ kernel.mul_(d2)  # Σ_v g_v K_vk d²_vk
+        d_sigmas = None
+        if need_sigmas:
+            d_sigmas = (moments.transpose(-1, -2) * offsets).sum(-1) / sigmas.pow(3)
+        return (None, None, d_offsets.transpose(-1, -2) if need_offsets else None, d_sigmas,
+                None, None)
 
 
 def rbf_displacement_chunked(points: Tensor, centers: Tensor, offsets: Tensor, sigmas: Tensor,
-                             rows: int | None = None) -> Tensor:
+                             rows: int | None = None, distances: Tensor | None = None) -> Tensor:
     """:func:`rbf_displacement` evaluated ``rows`` points at a time and recomputed block by
     block in the backward pass, so the (V, K) kernel never exists at once.
 
     Same arguments and result as :func:`rbf_displacement` (differentiable in ``offsets`` and
-    ``sigmas``; ``points`` and ``centers`` are constants). Memory: three reused (..., rows, K)
-    buffers (``rows`` defaults to :func:`chunk_rows`: 8 MB blocks); time: the kernel is
-    evaluated again in the backward pass, yet in place it beats the dense version
-    (``bench/rbf_memory.py``: 1.0 s against 3.4 s at V = 10k). Equal to the dense field (not an
-    approximation: every kernel is evaluated, no truncation).
+    ``sigmas``; ``points`` and ``centers`` are constants), plus ``distances``: the (V, K)
+    squared distances of ``points`` to ``centers``, if the caller keeps them (they never change
+    when both are the rest mesh; :class:`RBFDeformation` keeps them while they fit
+    :data:`DISTANCE_CACHE_BYTES`), else computed block by block. Memory: two reused
+    (..., rows, K) buffers (``rows`` defaults to :func:`chunk_rows`: 8 MB blocks); time: the
+    kernel is evaluated again in the backward pass, and in place it beats the dense version
+    (``bench/rbf_memory.py``). Equal to the dense field within float rounding: every kernel is
+    evaluated (exponents floored at :data:`EXP_FLOOR`, no truncation).
     """
     batch = int(offsets[..., 0, 0].numel())
-    rows = rows or chunk_rows(points.shape[0], centers.shape[0], batch)
-    if rows >= points.shape[0]:
-        return rbf_displacement(points, centers, offsets, sigmas)
-    return _ChunkedRBF.apply(points.detach(), centers.detach(), offsets, sigmas, int(rows))
+    rows = min(rows or chunk_rows(points.shape[0], centers.shape[0], batch), points.shape[0])
+    if distances is not None and tuple(distances.shape) != (points.shape[0], centers.shape[0]):
+        raise ValueError(f"distances must be (V, K) = {(points.shape[0], centers.shape[0])}, "
+                         f"got {tuple(distances.shape)}")
+    return _ChunkedRBF.apply(points.detach(), centers.detach(), offsets, sigmas, int(rows),
+                             None if distances is None else distances.detach())
 
 
 class RBFDeformation(nn.Module):
@@ -185,12 +213,25 @@ class RBFDeformation(nn.Module):
         """(..., V) kernel scales in world units."""
         return self.log_sigma.exp()
 
+    def distances(self) -> Tensor | None:
+        """(V, V) squared distances between the rest vertices, computed once and kept (not
+        saved in checkpoints) while they fit :data:`DISTANCE_CACHE_BYTES`; else ``None``."""
+        rest = self.rest_vertices
+        if 4 * rest.shape[0] ** 2 > DISTANCE_CACHE_BYTES:
+            return None
+        cached = getattr(self, "_distances", None)
+        if cached is None or cached.device != rest.device or cached.shape[0] != rest.shape[0]:
+            with torch.inference_mode(False), torch.no_grad():  # usable in and out of it
+                cached = squared_distances(rest.clone(), rest.clone()).contiguous()
+            self._distances = cached
+        return cached
+
     def displacement(self) -> Tensor:
-        """(..., V, 3) displacement of every rest vertex: dense while the (V, V) kernel fits
-        one 8 MB block (V ≤ 1448), else in blocks recomputed in the backward pass
-        (:func:`rbf_displacement_chunked`): memory grows with V, not V²."""
+        """(..., V, 3) displacement of every rest vertex, in 8 MB blocks recomputed in the
+        backward pass (:func:`rbf_displacement_chunked`): memory grows with V, not V² (beyond
+        the kept distances of meshes up to 4096 vertices)."""
         return rbf_displacement_chunked(self.rest_vertices, self.rest_vertices, self.offsets,
-                                        self.sigma)
+                                        self.sigma, distances=self.distances())
 
     def forward(self) -> Tensor:
         """(..., V, 3) deformed vertices."""

@@ -135,6 +135,9 @@ class V4EncodingModel(ResponseModel):
                  mean: float = 124.54, std: float = 70.28, norm: float | None = 25.0,
                  input_space: str = "srgb", init_mu_range: float = 0.4, init_sigma: float = 0.6):
         super().__init__()
+        from lit3d._compat import nullable
+
+        weights, sha256, core_weights = nullable(weights), nullable(sha256), nullable(core_weights)
         if input_size <= 0:
             raise ValueError(f"input_size must be > 0, got {input_size}")
         if input_space not in ("srgb", "linear"):

@@ -20,9 +20,12 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from lit3d.errors import InputError
 
-class WeightsError(RuntimeError):
-    """Weights are missing, unreachable, corrupt or do not fit the model."""
+
+class WeightsError(InputError):
+    """Weights are missing, unreachable, corrupt or do not fit the model (bad input: the
+    command line reports it in one line)."""
 
 
 def cache_dir() -> Path:

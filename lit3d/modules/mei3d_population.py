@@ -1,8 +1,11 @@
 """``MEI3DPopulation``: the 3D-MEIs of many units of one response model, spread over ranks.
 
-One :class:`~lit3d.modules.mei3d.MEI3D` per unit (its own mesh deformation, render seed and
-renderer scene), optimized together: on one process every step renders every unit; under a
-Lightning DDP strategy (``--trainer.strategy ddp --trainer.devices R``) rank ``r`` renders and
+One :class:`~lit3d.modules.mei3d.MEI3D` per unit (its own mesh deformation and render seed),
+optimized together, batched: each step renders every unit's mesh in one renderer call (one mesh
+per image), runs the response model once on that batch, and sums the units' losses. A unit's
+image depends on its own mesh only and the model treats the images of a batch independently,
+so each unit's gradient is the one it would get alone (tested: equal to a lone ``MEI3D`` with
+the same seed; no gradient reaches another unit). Under a Lightning DDP strategy (``--trainer.strategy ddp --trainer.devices R``) rank ``r`` renders and
 backpropagates only units ``r, r + R, r + 2R, ...``. DDP averages gradients over ranks, so each
 rank's loss is multiplied by ``R`` and touches the other units' parameters with a zero weight:
 after the all-reduce every unit's gradient is exactly the one its rank computed, and every rank
@@ -25,7 +28,7 @@ from lit3d.geometry.mesh import Mesh
 from lit3d.geometry.primitives import MeshSource
 from lit3d.models.base import ResponseModel
 from lit3d.modules.mei3d import MEI3D, build_optimizer
-from lit3d.render.base import Renderer
+from lit3d.render.base import Renderer, view_seeds
 
 
 class MEI3DPopulation(pl.LightningModule):
@@ -34,9 +37,8 @@ class MEI3DPopulation(pl.LightningModule):
     Args:
         response_model: the model whose units are maximized (shared by all units).
         neurons: unit indices (at least one, no repeats).
-        renderer: renderer; every unit gets its own copy (own Mitsuba scene), which re-renders
-            in the backward pass (``replay_backward``): several units' renders precede one
-            backward pass, and Dr.Jit's pending AD state would otherwise mix their gradients.
+        renderer: renderer of the batched training and validation renders (every unit also
+            keeps a copy for its own final evaluation).
         mesh, deformation, rbf_sigma, init_noise, lambda_*, lr, lr_sigma, lr_decay, eval_spp,
         restore_best, optimizer: as :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
     """
@@ -75,15 +77,14 @@ class MEI3DPopulation(pl.LightningModule):
 
             renderer = MitsubaRenderer()
         self.neurons = neurons
+        self.response_model = response_model
+        self.renderer = renderer
         self.units = nn.ModuleList(self._build_units(
             response_model, renderer, mesh, deformation=deformation, rbf_sigma=rbf_sigma,
             init_noise=init_noise, lambda_lap=lambda_lap, lambda_edge=lambda_edge,
             lambda_area=lambda_area, lambda_arap=lambda_arap, lr=lr, lr_sigma=lr_sigma,
             lr_decay=lr_decay, eval_spp=eval_spp, restore_best=restore_best,
             optimizer=optimizer))
-        for unit in self.units:  # several renders before one backward pass
-            if hasattr(unit.renderer, "replay_backward"):
-                unit.renderer.replay_backward = True
 
     def _build_units(self, response_model, renderer, mesh, **settings) -> list[MEI3D]:
         """One MEI3D per neuron. LightningCLI hands the hyperparameters of the module it builds
@@ -120,19 +121,58 @@ class MEI3DPopulation(pl.LightningModule):
         gathered = self.all_gather(local)  # (world, N)
         return gathered.nan_to_num(float("-inf")).max(dim=0).values
 
+    # -- batched evaluation of the units ------------------------------------------------------
+    def respond(self, units: list[int], views: Views, seeds: list[int],
+                spp: int | None = None) -> tuple[list[Tensor], Tensor, Tensor]:
+        """Renders units ``units`` (positions in ``neurons``) in ``views`` (B views each) in one
+        renderer call, unit ``units[i]`` with render seed ``seeds[i]`` (as a lone ``MEI3D``
+        with that seed), and runs the response model once on the batch.
+
+        Returns ``(vertices, images, responses)``: each unit's (V, 3) vertices, the
+        (len(units)·B, 3, H, W) images (unit-major) and (len(units),) the mean response of
+        each unit to its own images."""
+        vertices = [self.units[k].vertices() for k in units]
+        count = len(views)
+        meshes = torch.stack(vertices).repeat_interleave(count, dim=0)  # (n·B, V, 3)
+        every = Views.cat([views] * len(units))
+        per_view = [s for seed in seeds for s in view_seeds(seed, count)]
+        images = self.renderer(meshes, self.units[units[0]].faces, every, seed=per_view, spp=spp)
+        outputs = self.response_model(images)  # (n·B, units of the model)
+        columns = torch.tensor([self.units[k].hparams.neuron for k in units],
+                               device=outputs.device).repeat_interleave(count)
+        rows = torch.arange(outputs.shape[0], device=outputs.device)
+        responses = outputs[rows, columns].view(len(units), count).mean(1)
+        return vertices, images, responses
+
     # -- training ------------------------------------------------------------------------------
+    def objective(self, views: Views, step: int, units: list[int] | None = None
+                  ) -> tuple[Tensor, Tensor]:
+        """``(loss, responses)`` of training step ``step`` for ``units`` (default this rank's):
+        the sum over the units of ``-response + Σ λ·regularizer`` (each as
+        :meth:`MEI3D.objective` with the unit's step seed), and (N,) the units' responses
+        (NaN for units not evaluated here)."""
+        units = self.local_units() if units is None else units
+        responses = torch.full((len(self.units),), float("nan"), device=self.device)
+        losses = []
+        if units:
+            seeds = [self.units[k].step_seed(step) for k in units]
+            vertices, _, unit_responses = self.respond(units, views, seeds)
+            for k, v, response in zip(units, vertices, unit_responses):
+                unit = self.units[k]
+                regs = unit.regularizers(v)
+                losses.append(-response + sum(getattr(unit.hparams, f"lambda_{n}") * regs[n]
+                                              for n in regs))
+                responses[k] = response.detach()
+        loss = torch.stack(losses).sum() if losses else torch.zeros((), device=self.device)
+        return loss, responses
+
     def training_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor]:
         world, _ = self._world()
-        losses, responses = [], torch.full((len(self.units),), float("nan"), device=self.device)
-        for k in self.local_units():
-            unit = self.units[k]
-            loss, response, _ = unit.objective(batch, seed=unit.step_seed(self.global_step))
-            losses.append(loss)
-            responses[k] = response.detach()
+        loss, responses = self.objective(batch, int(self.global_step))
         # Each rank drives only its units; DDP needs every parameter in the graph and
         # averages over ranks, hence the zero-weighted rest and the factor world.
         untouched = sum(p.sum() for p in self.parameters() if p.requires_grad)
-        total = world * torch.stack(losses).sum() + 0.0 * untouched if losses else 0.0 * untouched
+        total = world * loss + 0.0 * untouched
         responses = self._gather(responses)
         if self.hparams.restore_best:  # the gathered responses: every rank decides alike
             self._remember_best(responses)
@@ -168,10 +208,11 @@ class MEI3DPopulation(pl.LightningModule):
 
     def validation_step(self, batch: Views, batch_idx: int) -> None:
         responses = torch.full((len(self.units),), float("nan"), device=self.device)
-        for k in self.local_units():
-            unit = self.units[k]
-            _, response = unit.respond(unit.vertices(), batch, seed=0, spp=unit.hparams.eval_spp)
-            responses[k] = response.mean()
+        local = self.local_units()
+        if local:
+            _, _, local_responses = self.respond(local, batch, [0] * len(local),
+                                                 spp=self.hparams.eval_spp)
+            responses[torch.tensor(local, device=self.device)] = local_responses
         responses = self._gather(responses)
         normalized = torch.stack([u.normalized(r) for u, r in zip(self.units, responses)])
         self.log("val/mean_response", responses.mean())

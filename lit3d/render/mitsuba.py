@@ -58,21 +58,22 @@ def import_mitsuba(variant: str):
         return mi, dr
 
 
-_DEFAULT_THREADS: int | None = None
-
-
 def match_determinism(dr, variant: str) -> None:
-    """Runs Dr.Jit's LLVM back-end on one thread while torch is in deterministic mode
-    (``Trainer(deterministic=True)``), on its default thread pool otherwise. Mitsuba accumulates
-    gradients with atomic float adds whose order varies between threads, so two multi-threaded
-    runs differ by ~1e-6 after a few steps (measured, and more after remeshing amplifies it);
-    on one thread they are bit-identical. The CUDA back-end's atomics stay unordered."""
-    global _DEFAULT_THREADS
+    """Gives Dr.Jit's LLVM back-end torch's thread count (``torch.get_num_threads()``), and one
+    thread while torch is in deterministic mode (``Trainer(deterministic=True)``).
+
+    Threads: torch and Dr.Jit take turns in a step (render, then network), so each may use all
+    the cores torch is given; following torch means one setting governs both, and the thread
+    count Lightning gives each DDP process on one machine (cores / processes) holds for the
+    renderer too instead of every rank running a pool as large as the machine
+    (``bench/threads.py`` measures the alternatives). Determinism: Mitsuba accumulates
+    gradients with atomic float adds whose order varies between threads, so two
+    multi-threaded runs differ by ~1e-6 after a few steps (measured, and more after remeshing
+    amplifies it); on one thread they are bit-identical. The CUDA back-end's atomics stay
+    unordered."""
     if not variant.startswith("llvm"):
         return
-    if _DEFAULT_THREADS is None:
-        _DEFAULT_THREADS = dr.thread_count()
-    wanted = 1 if torch.are_deterministic_algorithms_enabled() else _DEFAULT_THREADS
+    wanted = 1 if torch.are_deterministic_algorithms_enabled() else torch.get_num_threads()
     if dr.thread_count() != wanted:
         dr.set_thread_count(wanted)
 
@@ -113,6 +114,10 @@ class MitsubaRenderer(Renderer):
             ``sppi=0`` (no indirect-visibility samples: 7-10x faster, same direct silhouettes).
         albedo: diffuse reflectance in [0, 1].
         background: radiance of the uniform grey environment.
+        freeze: record the render's Dr.Jit kernels on the first call and replay them after
+            (``dr.freeze``): same images and gradients, without re-tracing the integrator each
+            render. The backward pass of projective integrators is never recorded (Dr.Jit
+            cannot), only their forward pass.
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class MitsubaRenderer(Renderer):
         integrator_options: dict[str, Any] | None = None,
         albedo: float = 0.8,
         background: float = 0.3,
+        freeze: bool = True,
     ):
         super().__init__(image_size=image_size, albedo=albedo, background=background)
         if spp < 1:
@@ -133,22 +139,27 @@ class MitsubaRenderer(Renderer):
         if "projective" in integrator:
             options.setdefault("sppi", 0)
         self.integrator_options = options
+        self.freeze = bool(freeze)
         self._scene = None
         self._params = None
+        self._positions_key: str | None = None
         self._faces_key: tuple | None = None
-        self._wrapped = None
-        #: Differentiate every render by re-rendering it in the backward pass (as a batch of
-        #: views always is). Needed when other differentiable Mitsuba renders (of any scene)
-        #: happen between this render and its backward pass: Dr.Jit's pending AD state then
-        #: corrupts the gradient (measured: MEI3DPopulation's units, one scene each).
-        self.replay_backward = False
+        self._kernels = None
 
     def __getstate__(self) -> dict:
         """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
-        is rebuilt on the next render."""
+        and its recorded kernels are rebuilt on the next render."""
         state = self.__dict__.copy()
-        state.update(_scene=None, _params=None, _faces_key=None, _wrapped=None)
+        state.update(_scene=None, _params=None, _positions_key=None, _faces_key=None,
+                     _kernels=None)
         return state
+
+    @property
+    def freezes_backward(self) -> bool:
+        """Whether the adjoint render is replayed from recorded kernels too (Dr.Jit cannot
+        record the projective integrators' backward pass: their silhouette sampling builds
+        data structures on the host)."""
+        return self.freeze and "projective" not in self.integrator
 
     # -- scene ---------------------------------------------------------------------------------
     @staticmethod
@@ -201,17 +212,10 @@ class MitsubaRenderer(Renderer):
             }
         )
         params = mi.traverse(scene)
-        key = _vertex_positions_key(params)
         self._scene, self._params = scene, params
+        self._positions_key = _vertex_positions_key(params)
         self._faces_key = self._topology_key(faces, num_vertices)
-
-        @dr.wrap(source="torch", target="drjit")
-        def render_view(positions, seed: int, spp: int):
-            params[key] = positions.array
-            params.update()
-            return mi.render(scene, params, seed=seed, spp=spp)
-
-        self._wrapped = render_view
+        self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward)
 
     def _emitters(self, mi) -> dict[str, Any]:
         """The scene's lights: the views' point light and the uniform grey background."""
@@ -243,6 +247,16 @@ class MitsubaRenderer(Renderer):
             params["light.position"] = mi.Point3f(*view["light_position"])
             params["light.intensity.value"] = mi.Color3f(float(view["light_intensity"]))
 
+    def _set_positions(self, mi, dr, positions, grad: bool):
+        """Hands (V, 3) torch ``positions`` to the scene's mesh (a copy on the Dr.Jit side),
+        tracking their gradient if ``grad``; returns the Dr.Jit array."""
+        array = _to_drjit(dr, mi, positions.reshape(-1)).array
+        if grad:
+            dr.enable_grad(array)
+        self._params[self._positions_key] = array
+        self._params.update()  # rebuilds the BVH and the vertex normals
+        return array
+
     # -- rendering -----------------------------------------------------------------------------
     def render(
         self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
@@ -254,49 +268,117 @@ class MitsubaRenderer(Renderer):
         if self._scene is None or self._topology_key(faces, num_vertices) != self._faces_key:
             self._build_scene(mi, dr, faces, num_vertices)
         spp = self.spp if spp is None else int(spp)
-        images = []
         seeds = view_seeds(seed, len(views))
-        # Mitsuba's backward pass renders again with the scene as it is *then* (camera, light,
-        # vertex variable): with several views, each view's gradient must be taken with its own
-        # scene, so it is recomputed view by view in the backward pass (_ViewRender).
-        replay = ((len(views) > 1 or self.replay_backward) and vertices.requires_grad
-                  and torch.is_grad_enabled())
+        images = []
         for b, view in enumerate(views.as_dicts()):
             positions = vertices if vertices.ndim == 2 else vertices[b]
-            positions = positions.contiguous().float()
-            if replay:
-                image = _ViewRender.apply(positions, self, mi, view, seeds[b], spp)
-            else:
-                self._set_view(mi, view)
-                image = self._wrapped(positions, seeds[b], spp)  # (H, W, 3)
+            image = _ViewRender.apply(positions, self, mi, dr, view, seeds[b], spp)  # (H, W, 3)
             images.append(image.permute(2, 0, 1))
         return torch.stack(images).to(vertices.device)
 
 
+def _to_drjit(dr, mi, tensor: Tensor):
+    """A torch tensor as a ``mi.TensorXf`` that owns its memory. Dr.Jit maps a torch tensor's
+    memory without owning it (DLPack; measured: replayed kernels read freed memory), so the
+    mapped values are copied by a kernel while the tensor is alive."""
+    tensor = tensor.detach().float().contiguous()
+    if tensor.is_cuda:
+        torch.cuda.synchronize(tensor.device)
+    mapped = mi.TensorXf(tensor)
+    owned = mi.TensorXf(mapped.array * dr.opaque(mi.Float, 1.0), mapped.shape)
+    dr.eval(owned)
+    dr.sync_thread()
+    return owned
+
+
+def _to_torch(dr, array) -> Tensor:
+    """A Dr.Jit array or tensor as a torch tensor of its own (evaluated, synchronized, copied
+    out of Dr.Jit's memory, which Dr.Jit may reuse)."""
+    dr.eval(array)
+    dr.sync_thread()
+    return array.torch().clone()
+
+
+class _Kernels:
+    """The two Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
+    ``freeze``: the primal image, and the adjoint pass that turns an image gradient into
+    gradients of the scene's tracked variables. Replaying skips Dr.Jit's tracing of the whole
+    integrator (~45 ms a render on this CPU, more than the ray tracing of a 64² × 16 spp
+    image). The arguments that change (scene state, seeds, image gradient) are Dr.Jit inputs;
+    ``spp`` is a Python int, so each sample count gets its own recording (measured: the scene's
+    first render records twice, as it creates the film's storage; then every call replays)."""
+
+    def __init__(self, mi, dr, freeze: bool, freeze_backward: bool):
+        # ``threads`` (unused) keys the recordings on Dr.Jit's thread count: a recording
+        # replayed after ``dr.set_thread_count`` changed it crashes (measured: segfault).
+        def primal(scene, seed, spp: int, threads: int):
+            return mi.render(scene, seed=seed, spp=spp)
+
+        def adjoint(scene, grad_image, seed, spp: int, threads: int):
+            scene.integrator().render_backward(scene, None, grad_image, seed=seed, spp=spp)
+
+        self.mi, self.dr = mi, dr
+        self._primal = dr.freeze(primal) if freeze else primal
+        self._adjoint = dr.freeze(adjoint) if freeze_backward else adjoint
+
+    def primal(self, scene, seed, spp: int):
+        """(H, W, 3) image of ``scene``."""
+        return self._primal(scene, seed, spp, self.dr.thread_count())
+
+    def adjoint(self, scene, grad_image, seed, spp: int) -> None:
+        """Accumulates ``grad_image``'s gradient into the scene's tracked variables."""
+        self._adjoint(scene, grad_image, seed, spp, self.dr.thread_count())
+
+    @property
+    def recordings(self) -> tuple[int, int]:
+        """How many times the (primal, adjoint) computations were recorded (0 if not frozen)."""
+        return tuple(getattr(f, "n_recordings", 0) for f in (self._primal, self._adjoint))
+
+    def seeds(self, seed: int):
+        """(primal seed, gradient seed) as ``mi.render`` derives them (decorrelated)."""
+        import drjit as dr
+
+        mi = self.mi
+        primal = dr.opaque(mi.UInt32, seed)  # an input of the recording, not a constant in it
+        gradient = mi.UInt32(mi.sample_tea_32(primal, mi.UInt32(1))[0])
+        dr.eval(gradient)
+        return primal, gradient
+
 
 class _ViewRender(torch.autograd.Function):
-    """One view of a multi-view render: forward without Dr.Jit's AD graph; backward sets the
-    view's scene again, re-renders it with the same seed (same samples, same image) and pulls
-    the gradient through that render. Costs one more primal render per view in the backward
-    pass, and makes a batch of views exact (a single shared scene would otherwise take every
-    view's gradient with the last view's camera)."""
+    """One view: the forward pass renders the primal image (no Dr.Jit AD graph); the backward
+    pass sets the view's scene again (camera, light, these vertices, now tracked) and runs the
+    integrator's adjoint render with the gradient seed ``mi.render`` would use, so image and
+    gradient equal ``mi.render``'s. Because every view carries its own scene state into its
+    backward pass, a batch of views, or renders of other scenes between forward and backward,
+    get exact gradients (Mitsuba's own backward re-renders with the scene as it is *then*:
+    with one shared scene every view took the last view's camera)."""
 
     @staticmethod
-    def forward(ctx, positions, renderer, mi, view, seed, spp):
-        ctx.renderer, ctx.mi, ctx.view, ctx.seed, ctx.spp = renderer, mi, view, seed, spp
+    def forward(ctx, positions, renderer, mi, dr, view, seed, spp):
+        ctx.renderer, ctx.mi, ctx.dr, ctx.view, ctx.seed, ctx.spp = (
+            renderer, mi, dr, view, seed, spp)
         ctx.save_for_backward(positions)
+        kernels = renderer._kernels
         renderer._set_view(mi, view)
-        return renderer._wrapped(positions.detach(), seed, spp)
+        renderer._set_positions(mi, dr, positions, grad=False)
+        primal_seed, _ = kernels.seeds(seed)
+        image = kernels.primal(renderer._scene, primal_seed, spp)
+        return _to_torch(dr, image).to(positions.device)
 
     @staticmethod
     def backward(ctx, grad):
         (positions,) = ctx.saved_tensors
-        leaf = positions.detach().requires_grad_(True)
-        with torch.enable_grad():
-            ctx.renderer._set_view(ctx.mi, ctx.view)
-            image = ctx.renderer._wrapped(leaf, ctx.seed, ctx.spp)
-            (gradient,) = torch.autograd.grad(image, leaf, grad)
-        return gradient, None, None, None, None, None
+        renderer, mi, dr = ctx.renderer, ctx.mi, ctx.dr
+        renderer._set_view(mi, ctx.view)
+        array = renderer._set_positions(mi, dr, positions, grad=True)
+        _, gradient_seed = renderer._kernels.seeds(ctx.seed)
+        grad_image = _to_drjit(dr, mi, grad)
+        renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp)
+        gradient = dr.grad(array)
+        dr.disable_grad(array)
+        gradient = _to_torch(dr, gradient).reshape(positions.shape).to(positions.device)
+        return gradient.to(positions.dtype), None, None, None, None, None, None
 
 
 class MitsubaEnvironmentRenderer(MitsubaRenderer):
@@ -308,14 +390,18 @@ class MitsubaEnvironmentRenderer(MitsubaRenderer):
         environment: an :class:`~lit3d.render.environment.Environment` (procedural sky or an
             HDR/EXR file); default a :class:`~lit3d.render.environment.SunSky`.
         environment_resolution: height of the lat-long map handed to Mitsuba (width 2×).
-        image_size, spp, integrator, integrator_options, albedo: as :class:`MitsubaRenderer`.
+        image_size, spp, integrator, integrator_options, albedo, freeze: as
+            :class:`MitsubaRenderer`.
     """
 
-    def __init__(self, environment: Environment | None = None, environment_resolution: int = 128, image_size: int = 128,
+    def __init__(self, environment: Environment | None = None,
+                 environment_resolution: int = 128, image_size: int = 128,
                  spp: int = 16, integrator: str = "direct_projective",
-                 integrator_options: dict[str, Any] | None = None, albedo: float = 0.8):
+                 integrator_options: dict[str, Any] | None = None, albedo: float = 0.8,
+                 freeze: bool = True):
         super().__init__(image_size=image_size, spp=spp, integrator=integrator,
-                         integrator_options=integrator_options, albedo=albedo, background=0.0)
+                         integrator_options=integrator_options, albedo=albedo, background=0.0,
+                         freeze=freeze)
         from lit3d.render.environment import SunSky
 
         environment = environment if environment is not None else SunSky()

@@ -1,0 +1,274 @@
+"""Step-time breakdown of the 3D-MEI and MRD training steps, and target P1.
+
+Each configuration is built from its config file exactly as ``python -m lit3d fit`` builds it
+(LightningCLI, ``run=False``), with network weights replaced by a random initialization. One
+training step is cut into its stages, each timed on its own (the tensor between two stages is
+detached, so every backward pass is timed separately too):
+
+    deform (RBF field / Large Steps solve), regularizers, render, network forward,
+    network backward, render backward, regularizers backward, deform backward, optimizer
+
+The stages' sum is checked against the time of an uncut step (``loss.backward()`` + Adam) of the
+same module. Medians over ``--repeats`` steps after ``--warmup`` steps (which record the JIT
+kernels). On CPU, and on CUDA when present.
+
+P1 (issue 7): ``overhead = (render + deform + regularizers, forward and backward) / (network
+forward + backward)`` of the 3D-MEI V4 configuration (``configs/mei3d_v4.yaml``: the paper's
+ResNet50-layer3 model and its 100 x 100 input), target <= 0.25. The last line prints it per
+device, ``P1 overhead cpu=<ratio> [cuda=<ratio>] target<=0.25``; the exit status is 1 when it
+is missed on every device measured. Figures go into
+``bench/results.json`` under ``step_breakdown`` (per device).
+
+    python bench/step_breakdown.py [--repeats 20] [--warmup 5] [--configs mei3d_v4 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results.json")
+P1_TARGET = 0.25
+P1_CONFIG = "mei3d_v4"
+
+#: Per configuration: the overrides that make it run offline (random weights) and, for MRD,
+#: use the network in the loss (the metamer run).
+CONFIGS = {
+    "mei3d_simple_cell": [],
+    "mei3d_v4": ["--model.init_args.response_model.init_args.weights", "null"],
+    "mrd_demo": ["--model.init_args.loss", "latent"],
+}
+OVERHEAD = ("deform", "deform backward", "regularizers", "regularizers backward", "render",
+            "render backward")
+NETWORK = ("network", "network backward")
+
+
+def build(name: str):
+    """(module, one training batch) of ``configs/<name>.yaml``."""
+    from lit3d.cli import main
+
+    argv, sys.argv = sys.argv, sys.argv[:1]  # the CLI must not see this script's arguments
+    try:
+        cli = main(["--config", str(ROOT / "configs" / f"{name}.yaml"), "--trainer.logger",
+                    "false", *CONFIGS[name]], run=False)
+    finally:
+        sys.argv = argv
+    datamodule = cli.datamodule
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    return cli.model, batch
+
+
+class Clock:
+    """Accumulates wall times of named stages (synchronizing CUDA and Dr.Jit around each)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.times: dict[str, list[float]] = {}
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def __call__(self, name: str):
+        self._sync()
+        start = time.perf_counter()
+        yield
+        self._sync()
+        self.times.setdefault(name, []).append(time.perf_counter() - start)
+
+    def medians(self, skip: int) -> dict[str, float]:
+        return {k: statistics.median(v[skip:]) for k, v in self.times.items()}
+
+
+def _leaf(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().requires_grad_(True)
+
+
+def mei3d_stages(module, views, optimizer, clock: Clock, step: int) -> None:
+    """One MEI3D step cut into stages (same arithmetic as ``MEI3D.objective``)."""
+    seed = module.step_seed(step)
+    with clock("deform"):
+        vertices = module.vertices()
+    at_render, at_regs = _leaf(vertices), _leaf(vertices)
+    with clock("regularizers"):
+        regs = module.regularizers(at_regs)
+        penalty = sum(getattr(module.hparams, f"lambda_{k}") * regs[k] for k in regs)
+    with clock("render"):
+        images = module.renderer(at_render, module.faces, views, seed=seed)
+    pixels = _leaf(images)
+    with clock("network"):
+        response = module.response_model(pixels)[:, module.hparams.neuron].mean()
+    with clock("network backward"):
+        (grad_images,) = torch.autograd.grad(-response, pixels)
+    with clock("render backward"):
+        (grad_render,) = torch.autograd.grad(images, at_render, grad_images)
+    with clock("regularizers backward"):
+        (grad_regs,) = torch.autograd.grad(penalty, at_regs)
+    with clock("deform backward"):
+        vertices.backward(grad_render + grad_regs)
+    with clock("optimizer"):
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def mei3d_step(module, views, optimizer, clock: Clock, step: int) -> None:
+    with clock("step"):
+        loss, _, _ = module.objective(views, seed=module.step_seed(step))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def mrd_setup(module, batch):
+    """Target latents of the batch's views (what ``MRDShape.prepare_targets`` makes)."""
+    from lit3d.losses import latents_of
+    from lit3d.modules.mrd_shape import TARGET_SEED
+
+    index, views = batch
+    with torch.no_grad():
+        targets = module.render(module.target_vertices, module.target_faces, views,
+                                seed=TARGET_SEED, spp=module.hparams.target_spp)
+        return index, views, latents_of(module.model, targets)
+
+
+def mrd_stages(module, data, optimizer, clock: Clock, step: int) -> None:
+    from lit3d.losses import latent_loss
+
+    index, views, target_latents = data
+    seeds = [s + step for s in module.step_seeds(index)]
+    with clock("deform"):
+        vertices = module.vertices()  # Large Steps: solve (I + λL) x = u
+    at_render = _leaf(vertices)
+    with clock("render"):
+        images = module.render(at_render, module.faces, views, seed=seeds)
+    pixels = _leaf(images)
+    with clock("network"):
+        loss = latent_loss(module.model, pixels, target_latents)
+    with clock("network backward"):
+        (grad_images,) = torch.autograd.grad(loss, pixels)
+    with clock("render backward"):
+        (grad_render,) = torch.autograd.grad(images, at_render, grad_images)
+    with clock("deform backward"):
+        vertices.backward(grad_render)
+    with clock("optimizer"):
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def mrd_step(module, data, optimizer, clock: Clock, step: int) -> None:
+    from lit3d.losses import latent_loss
+
+    index, views, target_latents = data
+    seeds = [s + step for s in module.step_seeds(index)]
+    with clock("step"):
+        images = module.render(module.vertices(), module.faces, views, seed=seeds)
+        latent_loss(module.model, images, target_latents).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def measure(name: str, device: torch.device, repeats: int, warmup: int) -> dict[str, float]:
+    module, batch = build(name)
+    module = module.to(device)
+    if name.startswith("mrd"):
+        from lit3d.data.views import Views
+
+        index, views = batch
+        batch = (index.to(device), views.to(device) if isinstance(views, Views) else views)
+        data = mrd_setup(module, batch)
+        optimizer = module.configure_optimizers()
+        stages, step = mrd_stages, mrd_step
+    else:
+        data = batch.to(device)
+        optimizer = torch.optim.Adam(module.param_groups())
+        stages, step = mei3d_stages, mei3d_step
+    cut, whole = Clock(device), Clock(device)
+    for i in range(warmup + repeats):
+        stages(module, data, optimizer, cut, i)
+        step(module, data, optimizer, whole, i)
+    times = cut.medians(warmup)
+    times["sum of stages"] = sum(times.values())
+    times["step"] = whole.medians(warmup)["step"]
+    overhead = sum(times.get(k, 0.0) for k in OVERHEAD)
+    network = sum(times[k] for k in NETWORK)
+    times["overhead / network"] = overhead / network
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    args = parser.parse_args()
+    import lit3d  # noqa: F401  (torchvision shim before lightning)
+
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    print(f"{platform.processor() or platform.machine()}, torch threads "
+          f"{torch.get_num_threads()}, devices {[d.type for d in devices]}")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for device in devices:
+        if device.type == "cuda" and any(d.type == "cpu" for d in devices):
+            # One Mitsuba variant per process: the CUDA figures come from a fresh process.
+            results[device.type] = _child(device, args)
+            continue
+        for name in args.configs:
+            times = measure(name, device, args.repeats, args.warmup)
+            results.setdefault(device.type, {})[name] = times
+    for device_type, per_config in results.items():
+        for name, times in per_config.items():
+            for stage, seconds in times.items():
+                value = f"{seconds:.3f}" if stage == "overhead / network" else \
+                    f"{seconds * 1000:.1f} ms"
+                print(f"{device_type} {name}: {stage} {value}")
+    record = {device_type: {name: {k: round(v, 5) for k, v in times.items()}
+                            for name, times in per_config.items()}
+              for device_type, per_config in results.items()}
+    all_results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    all_results["step_breakdown"] = record
+    ratio = None
+    if P1_CONFIG in results.get("cpu", {}):
+        ratio = results["cpu"][P1_CONFIG]["overhead / network"]
+        all_results["P1_overhead"] = {"config": P1_CONFIG, "cpu": round(ratio, 4),
+                                      "target": P1_TARGET}
+        if "cuda" in results and P1_CONFIG in results["cuda"]:
+            all_results["P1_overhead"]["cuda"] = round(
+                results["cuda"][P1_CONFIG]["overhead / network"], 4)
+    RESULTS.write_text(json.dumps(all_results, indent=2) + "\n")
+    if ratio is None:
+        return 0
+    best = min(r[P1_CONFIG]["overhead / network"] for r in results.values() if P1_CONFIG in r)
+    devices_line = " ".join(f"{d}={r[P1_CONFIG]['overhead / network']:.3f}"
+                            for d, r in results.items() if P1_CONFIG in r)
+    print(f"P1 overhead {devices_line} target<={P1_TARGET}")
+    return 0 if best <= P1_TARGET else 1
+
+
+def _child(device: torch.device, args) -> dict[str, dict[str, float]]:
+    import subprocess
+
+    code = ("import json, sys, torch; sys.path.insert(0, %r); import bench.step_breakdown as b; "
+            "print(json.dumps({n: b.measure(n, torch.device('cuda'), %d, %d) for n in %r}))"
+            % (str(ROOT), args.repeats, args.warmup, args.configs))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
