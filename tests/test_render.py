@@ -262,3 +262,30 @@ def test_replayed_kernels_render_and_differentiate_like_traced_ones(sphere, inte
     assert recordings[3] == recordings[-1], recordings
     if frozen.freezes_backward:
         assert 0 < frozen._kernels.recordings[1] <= recordings[-1]
+
+
+def test_fewer_silhouette_samples_estimate_the_same_gradient(sphere):
+    """``silhouette_spp`` lowers the sample count of the projective integrator's primary-
+    silhouette term only: equal to the default when it equals ``spp``, and with fewer samples
+    the gradient (mean over seeds) points the same way."""
+    weights = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def gradient(renderer, seeds):
+        total = 0
+        for seed in seeds:
+            v = sphere.vertices.clone().requires_grad_(True)
+            (renderer(v, sphere.faces, overhead_views(), seed=seed) * weights).sum().backward()
+            total = total + v.grad
+        return total / len(seeds)
+
+    default = MitsubaRenderer(image_size=32, spp=8)
+    same = MitsubaRenderer(image_size=32, spp=8, silhouette_spp=8)
+    fewer = MitsubaRenderer(image_size=32, spp=8, silhouette_spp=2)
+    full = gradient(default, range(4))
+    torch.testing.assert_close(gradient(same, range(4)), full, rtol=1e-3,
+                               atol=1e-4 * float(full.abs().max()))
+    cosine = torch.nn.functional.cosine_similarity(gradient(fewer, range(4)).flatten(),
+                                                   full.flatten(), dim=0)
+    assert cosine > 0.95, float(cosine)
+    with pytest.raises(ValueError, match="projective"):
+        MitsubaRenderer(integrator="prb", silhouette_spp=2)

@@ -118,6 +118,9 @@ class MitsubaRenderer(Renderer):
             (``dr.freeze``): same images and gradients, without re-tracing the integrator each
             render. The backward pass of projective integrators is never recorded (Dr.Jit
             cannot), only their forward pass.
+        silhouette_spp: projective integrators only: samples per pixel of the primary-silhouette
+            gradient term (its most expensive part), if fewer than ``spp`` (the shading term's);
+            ``None`` uses ``spp`` for both.
     """
 
     def __init__(
@@ -129,10 +132,15 @@ class MitsubaRenderer(Renderer):
         albedo: float = 0.8,
         background: float = 0.3,
         freeze: bool = True,
+        silhouette_spp: int | None = None,
     ):
         super().__init__(image_size=image_size, albedo=albedo, background=background)
         if spp < 1:
             raise ValueError(f"spp must be >= 1, got {spp}")
+        if silhouette_spp is not None and (silhouette_spp < 1 or "projective" not in integrator):
+            raise ValueError(f"silhouette_spp must be >= 1 and needs a projective integrator, "
+                             f"got {silhouette_spp} with {integrator!r}")
+        self.silhouette_spp = None if silhouette_spp is None else int(silhouette_spp)
         self.spp = int(spp)
         self.integrator = integrator
         options = dict(integrator_options or {})
@@ -215,7 +223,8 @@ class MitsubaRenderer(Renderer):
         self._scene, self._params = scene, params
         self._positions_key = _vertex_positions_key(params)
         self._faces_key = self._topology_key(faces, num_vertices)
-        self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward)
+        self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward,
+                                 self.silhouette_spp)
 
     def _emitters(self, mi) -> dict[str, Any]:
         """The scene's lights: the views' point light and the uniform grey background."""
@@ -308,14 +317,20 @@ class _Kernels:
     ``spp`` is a Python int, so each sample count gets its own recording (measured: the scene's
     first render records twice, as it creates the film's storage; then every call replays)."""
 
-    def __init__(self, mi, dr, freeze: bool, freeze_backward: bool):
+    def __init__(self, mi, dr, freeze: bool, freeze_backward: bool,
+                 silhouette_spp: int | None = None):
         # ``threads`` (unused) keys the recordings on Dr.Jit's thread count: a recording
         # replayed after ``dr.set_thread_count`` changed it crashes (measured: segfault).
         def primal(scene, seed, spp: int, threads: int):
             return mi.render(scene, seed=seed, spp=spp)
 
         def adjoint(scene, grad_image, seed, spp: int, threads: int):
-            scene.integrator().render_backward(scene, None, grad_image, seed=seed, spp=spp)
+            integrator = scene.integrator()
+            if silhouette_spp is not None:
+                # spp=0 makes the projective integrator take its own per-term counts.
+                integrator.sppc, integrator.sppp = spp, min(silhouette_spp, spp)
+                spp = 0
+            integrator.render_backward(scene, None, grad_image, seed=seed, spp=spp)
 
         self.mi, self.dr = mi, dr
         self._primal = dr.freeze(primal) if freeze else primal
