@@ -42,7 +42,7 @@ QUALITY_TOLERANCE = 0.02
 
 def build(model: str, neurons: int):
     """(population module, training views) of N units."""
-    from bench.step_breakdown import build as build_config, CONFIGS
+    from bench.step_breakdown import build as build_config
 
     units = list(range(neurons))
     if model == "simple_cell":
@@ -55,8 +55,8 @@ def build(model: str, neurons: int):
                      "--model.init_args.response_model.init_args.input_size", "100",
                      "--model.init_args.renderer.init_args.image_size", "100",
                      "--model.init_args.renderer.init_args.spp", "4"]
-    CONFIGS["mei3d_population"] = [*overrides, "--model.init_args.neurons", str(units)]
-    return build_config("mei3d_population")
+    return build_config("mei3d_population",
+                        [*overrides, "--model.init_args.neurons", str(units)])
 
 
 def timed_steps(step, count: int, warmup: int) -> float:

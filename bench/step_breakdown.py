@@ -54,14 +54,16 @@ OVERHEAD = ("deform", "deform backward", "regularizers", "regularizers backward"
 NETWORK = ("network", "network backward")
 
 
-def build(name: str):
-    """(module, one training batch) of ``configs/<name>.yaml``."""
+def build(name: str, overrides: list[str] | None = None):
+    """(module, one training batch) of ``configs/<name>.yaml`` with ``overrides`` (default:
+    :data:`CONFIGS`' offline overrides of that config)."""
     from lit3d.cli import main
 
     argv, sys.argv = sys.argv, sys.argv[:1]  # the CLI must not see this script's arguments
     try:
         cli = main(["--config", str(ROOT / "configs" / f"{name}.yaml"), "--trainer.logger",
-                    "false", *CONFIGS[name]], run=False)
+                    "false", *(CONFIGS[name] if overrides is None else overrides)],
+                   run=False)
     finally:
         sys.argv = argv
     datamodule = cli.datamodule

@@ -1,6 +1,6 @@
 """Thread settings: torch and Dr.Jit share the cores (issue 7).
 
-lit3d's default gives Dr.Jit torch's thread count (``lit3d.render.mitsuba.match_determinism``):
+lit3d's default gives Dr.Jit torch's thread count (``lit3d.render.mitsuba.match_threads``):
 they take turns within a step, and Lightning's DDP launchers give each process
 ``cores / processes`` torch threads, which the renderer then follows. This script times the
 3D-MEI default step (``configs/mei3d_simple_cell.yaml``, forward + backward + Adam) under
@@ -44,7 +44,7 @@ def fixed(dr, variant):
     if dr.thread_count() != drjit_threads:
         dr.set_thread_count(drjit_threads)
 
-mitsuba.match_determinism = fixed
+mitsuba.match_threads = fixed
 module, views = b.build("mei3d_simple_cell")
 optimizer = torch.optim.Adam(module.param_groups())
 clock = b.Clock(torch.device("cpu"))

@@ -117,7 +117,7 @@ class _Blocks:
 class _ChunkedRBF(torch.autograd.Function):
     """Forward: the field block by block; backward: every block's kernel recomputed and the
     analytic gradients accumulated (``∂Δv/∂δ_k = K_vk``, ``∂K_vk/∂σ_k = K_vk d²_vk / σ_k³``),
-    in three reused (..., rows, K) buffers."""
+    in two reused (..., rows, K) buffers."""
 
     @staticmethod
     def forward(ctx, points, centers, offsets, sigmas, rows, distances):
