@@ -11,6 +11,7 @@ from lit3d.cli import main
 from lit3d.modules.mei3d import MEI3D
 from lit3d.modules.mei3d_population import MEI3DPopulation
 from lit3d.modules.mrd_shape import MRDShape
+from lit3d.modules.mrd_material import MRDMaterial
 
 ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
@@ -38,7 +39,11 @@ def test_there_are_configs():
                                          "mei3d_simple_cell_sphere.yaml",
                                          "mei3d_complex_cell_sphere.yaml", "mrd_demo.yaml",
                                          "mei3d_population.yaml", "mei3d_v4.yaml",
-                                         "mrd_dragon.yaml"}
+                                         "mrd_dragon.yaml", "mrd_material_demo.yaml",
+                                         "mrd_material_diffuse.yaml",
+                                         "mrd_material_brushed_metal.yaml",
+                                         "mrd_material_aurora.yaml",
+                                         "mrd_material_translucent.yaml"}
 
 
 def offline_target(config: Path, tmp_path: Path) -> list[str]:
@@ -46,6 +51,8 @@ def offline_target(config: Path, tmp_path: Path) -> list[str]:
     network's downloaded (or private) weights by a random initialization."""
     if "V4EncodingModel" in config.read_text():  # published weights are not public
         return ["--model.init_args.response_model.init_args.weights", "null"]
+    if "MRDMaterial" in config.read_text() and "efficientnet_lite0" not in config.read_text():
+        return ["--model.init_args.model.init_args.weights", "null"]
     if "MeshFile" not in config.read_text():
         return []
     from lit3d.geometry.io import save_mesh
@@ -62,7 +69,7 @@ def offline_target(config: Path, tmp_path: Path) -> list[str]:
 def test_every_config_instantiates(config, tmp_path):
     cli = main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path),
                 "--trainer.logger", "false", *offline_target(config, tmp_path)], run=False)
-    assert isinstance(cli.model, (MEI3D, MEI3DPopulation, MRDShape))
+    assert isinstance(cli.model, (MEI3D, MEI3DPopulation, MRDShape, MRDMaterial))
     assert cli.datamodule is not None and len(cli.datamodule.views) >= 1
     assert cli.trainer.max_epochs >= 1
 

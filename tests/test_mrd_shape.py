@@ -154,9 +154,9 @@ def test_fit_remeshes_decays_the_lr_restores_the_best_mesh_and_writes_the_summar
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.8)
     assert float(module.lr_scale) == pytest.approx(0.8)
     # The restored mesh is the snapshot of the best epoch.
-    assert stopper.best_mesh is not None
-    assert torch.equal(module.faces, stopper.best_mesh["faces"])
-    assert torch.allclose(module.vertices(), stopper.best_mesh["vertices"], atol=1e-4)
+    assert stopper.best is not None
+    assert torch.equal(module.faces, stopper.best["faces"])
+    assert torch.allclose(module.vertices(), stopper.best["vertices"], atol=1e-4)
     # History: the initial mesh (epoch -1) and every epoch.
     assert [h["epoch"] for h in module.history] == [-1, 0, 1, 2]
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -167,6 +167,22 @@ def fibonacci_views(num_views: int = 25, distance: float = 4.0, fov_deg: float =
     return cameras_at(distance * fibonacci_directions(num_views), fov_deg, light_intensity=0.0)
 
 
+def turntable_views(num_views: int = 4, elevation_deg: float = 20.0, distance: float = 5.0,
+                    fov_deg: float = 40.0, first_azimuth_deg: float = -90.0) -> Views:
+    """MRD's material cameras: ``num_views`` cameras evenly spaced in azimuth around the object
+    at ``elevation_deg`` above the floor's plane, ``distance`` from the origin, looking at it
+    (up ``+z``). With 4 views: front (camera on ``−y``, the default first azimuth), the right
+    side, back and left side. Lit by the environment only (point light off)."""
+    if num_views < 1:
+        raise ValueError(f"need at least one view, got {num_views}")
+    if distance <= 0 or not 0 < fov_deg < 180 or not -90 < elevation_deg < 90:
+        raise ValueError("need distance > 0, fov_deg in (0, 180), elevation_deg in (-90, 90); got "
+                         f"{distance}, {fov_deg}, {elevation_deg}")
+    azimuth = first_azimuth_deg + 360.0 * torch.arange(num_views, dtype=torch.float32) / num_views
+    position = spherical_to_cartesian(azimuth, elevation_deg, distance).reshape(-1, 3)
+    return cameras_at(position, fov_deg, light_intensity=0.0)
+
+
 def rotate_about_axis(points: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
     """Rodrigues rotation of (B, 3) ``points`` about unit (B, 3) ``axis`` by (B,) ``angle`` rad."""
     axis = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True)

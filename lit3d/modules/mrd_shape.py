@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
@@ -23,20 +22,13 @@ from lit3d.data.views import Views
 from lit3d.geometry.largesteps import LargeSteps, UniformAdam
 from lit3d.geometry.mesh import Mesh, validate_mesh
 from lit3d.geometry.primitives import IcoSphere, MeshSource
-from lit3d.losses import latent_loss, latents_of, pixel_mae
+from lit3d.losses import latent_loss, pixel_mae
 from lit3d.metrics.chamfer import chamfer_distance
-from lit3d.metrics.metamer import metamer_summary, read_baseline
-from lit3d.metrics.rsa import KendallRSA
-from lit3d.metrics.similarity import HypersphereSimilarity, hypersphere_similarity
+from lit3d.modules.mrd_base import EVAL_SEED, TARGET_SEED, MRDReconstruction  # noqa: F401
 from lit3d.render.base import Renderer, Seed
 
-#: Seed of the target renders (never used for training renders, which count up from 0).
-TARGET_SEED = 2**30 + 17
-#: Seed of the validation renders (fixed: epochs are compared on the same noise).
-EVAL_SEED = 2**30 + 101
 
-
-class MRDShape(pl.LightningModule):
+class MRDShape(MRDReconstruction):
     """Shape reconstruction of a target mesh (see the module docstring).
 
     Args:
@@ -92,12 +84,7 @@ class MRDShape(pl.LightningModule):
 
             renderer = MitsubaEnvironmentRenderer()
         self.renderer = renderer
-        self.model = model
-        if model is not None:
-            model.requires_grad_(False)
-        self.network = getattr(model, "name", None if model is None else type(model).__name__)
-        self.baseline = (read_baseline(baseline, self.network) if baseline is not None
-                         else None)
+        self.setup_evaluation(model, baseline)
         target_mesh = target.build()
         validate_mesh(target_mesh.vertices, target_mesh.faces, name="target mesh")
         self.register_buffer("target_vertices", target_mesh.vertices.float())
@@ -107,13 +94,6 @@ class MRDShape(pl.LightningModule):
         self.shape = LargeSteps(start.vertices.float(), start.faces, lambda_)
         self.register_buffer("lr_scale", torch.tensor(1.0))  # decayed by DecayLROnRemesh
         self.remesh_count = 0
-        self.history: list[dict[str, Any]] = []
-        self.similarity = HypersphereSimilarity(output="mean")
-        self.rsa = KendallRSA()
-        self._targets: Tensor | None = None
-        self._target_latents: Tensor | None = None
-        self._val_per_view: Tensor | None = None
-        self._val_mae: list[Tensor] = []
 
     # -- the mesh ------------------------------------------------------------------------------
     @property
@@ -134,63 +114,27 @@ class MRDShape(pl.LightningModule):
         self.shape = LargeSteps(vertices.detach().float(), faces.long(),
                                 self.hparams.lambda_).to(self.target_vertices.device)
 
-    # -- targets -------------------------------------------------------------------------------
-    def rig(self) -> Views:
-        """All views of the datamodule's rig, (N,), on this module's device."""
-        views = getattr(getattr(self.trainer, "datamodule", None), "views", None)
-        if not isinstance(views, Views):
-            raise RuntimeError("MRDShape needs a datamodule with a `views` rig, e.g. "
-                               "lit3d.data.FibonacciViewsDataModule")
-        return views.to(self.device)
+    def snapshot(self) -> dict[str, Tensor]:
+        """Copies of the mesh (vertices, faces), for :meth:`restore` (early stopping)."""
+        vertices, faces = self.current_mesh()
+        return {"vertices": vertices.detach().clone(), "faces": faces.clone()}
 
+    def restore(self, snapshot: dict[str, Tensor]) -> None:
+        self.set_mesh(snapshot["vertices"].to(self.device), snapshot["faces"].to(self.device))
+
+    # -- rendering ----------------------------------------------------------------------------
     def render(self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed,
                spp: int | None = None) -> Tensor:
         """(B, 3, H, W) linear renders of one mesh in ``views``."""
         return self.renderer(vertices, faces, views, seed=seed, spp=spp)
 
-    @torch.no_grad()
-    def _latents(self, images: Tensor, chunk: int = 8) -> Tensor:
-        return torch.cat([latents_of(self.model, images[i:i + chunk])
-                          for i in range(0, images.shape[0], chunk)])
+    def render_target(self, views: Views, seed: Seed, spp: int | None = None) -> Tensor:
+        return self.render(self.target_vertices, self.target_faces, views, seed, spp)
 
-    @torch.no_grad()
-    def prepare_targets(self) -> None:
-        """Renders the target in every view of the rig once (and its latents), and records the
-        initial mesh's similarity as epoch -1 of the history."""
-        if self._targets is not None:
-            return
-        views = self.rig()
-        self._targets = self.render(self.target_vertices, self.target_faces, views,
-                                    seed=TARGET_SEED, spp=self.hparams.target_spp)
-        if self.model is not None:
-            self._target_latents = self._latents(self._targets)
-            if not any(h["epoch"] < 0 for h in self.history):
-                images = self.render(self.vertices(), self.faces, views, seed=EVAL_SEED,
-                                     spp=self.hparams.eval_spp)
-                per_view = hypersphere_similarity(self._latents(images), self._target_latents)
-                self.history.append({"epoch": -1, "similarity": float(per_view.mean()),
-                                     "per_view": per_view.tolist()})
-
-    def on_fit_start(self) -> None:
-        self.prepare_targets()
-
-    def on_validation_start(self) -> None:
-        self.prepare_targets()
+    def render_current(self, views: Views, seed: Seed, spp: int | None = None) -> Tensor:
+        return self.render(self.vertices(), self.faces, views, seed, spp)
 
     # -- training ------------------------------------------------------------------------------
-    def step_seeds(self, index: Tensor) -> list[int]:
-        """Render seed of each view ``index`` (B,) at this step: fresh noise every step, and a
-        function of (step, view) only, so a run sharded over ranks (DDP) renders exactly the
-        images of a single-process run with ``batch_size = world size``."""
-        step = int(self.global_step)
-        return [(step * 7919 + 104729 * int(i) + 1) % (2**31 - 1) for i in index.tolist()]
-
-    @staticmethod
-    def eval_seeds(index: Tensor) -> list[int]:
-        """Render seed of each view ``index`` in validation and final renders (fixed, so epochs
-        compare on the same noise; per view, so sharding over ranks does not change it)."""
-        return [(EVAL_SEED * 1_000_003 + int(i)) % (2**32) for i in index.tolist()]
-
     def training_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> Tensor | None:
         index, views = batch
         images = self.render(self.vertices(), self.faces, views, seed=self.step_seeds(index))
@@ -212,49 +156,6 @@ class MRDShape(pl.LightningModule):
         return UniformAdam(self.shape.parameters(), lr=self.hparams.lr * float(self.lr_scale))
 
     # -- evaluation ----------------------------------------------------------------------------
-    def on_validation_epoch_start(self) -> None:
-        self._val_per_view = torch.full((len(self.rig()),), float("nan"), device=self.device)
-        self._val_mae = []
-
-    def validation_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> None:
-        index, views = batch
-        images = self.render(self.vertices(), self.faces, views, seed=self.eval_seeds(index),
-                             spp=self.hparams.eval_spp)
-        self._val_mae.append(pixel_mae(images, self._targets[index]).detach()[None]
-                             .repeat(len(index)))
-        if self.model is None:
-            return
-        latents = self._latents(images)
-        target = self._target_latents[index]
-        self.similarity.update(latents, target)
-        self.rsa.update(latents, target)
-        self._val_per_view[index] = hypersphere_similarity(latents, target).to(self._val_per_view)
-
-    def on_validation_epoch_end(self) -> None:
-        mae = self.all_gather(torch.cat(self._val_mae).mean()).mean()
-        self.log("val/pixel_mae", mae, sync_dist=False)
-        record: dict[str, Any] = {"epoch": int(self.current_epoch), "pixel_mae": float(mae)}
-        if self.model is not None:
-            similarity = self.similarity.compute()
-            rsa = self.rsa.compute()
-            per_view = self.all_gather(self._val_per_view)
-            if per_view.ndim == 2:  # (world, N): each view measured on one rank
-                per_view = per_view.nan_to_num(float("-inf")).max(dim=0).values
-            self.similarity.reset()
-            self.rsa.reset()
-            self.log("val/similarity", similarity)
-            self.log("val/rsa_tau", rsa["tau"])
-            self.log("val/rsa_p", rsa["p_value"])
-            record.update(similarity=float(similarity), per_view=per_view.tolist(),
-                          rsa_tau=float(rsa["tau"]), rsa_p=float(rsa["p_value"]))
-        if not self.trainer.sanity_checking:
-            self.history = [h for h in self.history if h["epoch"] != record["epoch"]]
-            self.history.append(record)
-
-    def summary(self) -> dict[str, Any]:
-        """The metamer criterion's fields (:func:`lit3d.metrics.metamer.metamer_summary`)."""
-        return metamer_summary(self.history, self.baseline, self.network, self.hparams.loss)
-
     @torch.no_grad()
     def final_evaluation(self) -> dict[str, Any]:
         """Chamfer distance to the target (normalized by its bounding-box diagonal), the
@@ -274,38 +175,19 @@ class MRDShape(pl.LightningModule):
             results["images"] = self.preview_images()
         return results
 
-    @torch.no_grad()
-    def preview_images(self, count: int = 4) -> Tensor:
-        """(1, 3, 2H, count·W) linear image: the current mesh in the first ``count`` views
-        (top row, ``eval_spp``) above the target's renders (bottom row, made once at the
-        start at ``target_spp``)."""
-        self.prepare_targets()
-        count = min(count, len(self._targets))
-        images = self.render(self.vertices(), self.faces, self.rig()[:count],
-                             seed=self.eval_seeds(torch.arange(count)), spp=self.hparams.eval_spp)
-        top = torch.cat(list(images), dim=-1)
-        bottom = torch.cat(list(self._targets[:count]), dim=-1)
-        return torch.cat([top, bottom], dim=-2)[None]
-
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Adds the history; leaves out the frozen network's weights (rebuilt from the config,
         which the CLI checks is the same on resume: a ResNet-50 would add 100 MB a file)."""
-        checkpoint["mrd_history"] = self.history
+        super().on_save_checkpoint(checkpoint)
         checkpoint["mrd_remesh_count"] = self.remesh_count
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("model.")]:
-            del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restores the history and rebuilds the Large Steps parameterization with the
         checkpoint's topology (a remeshed run has other vertex and face counts)."""
-        self.history = checkpoint.get("mrd_history", [])
+        super().on_load_checkpoint(checkpoint)
         self.remesh_count = checkpoint.get("mrd_remesh_count", 0)
-        state = checkpoint["state_dict"]
-        if self.model is not None and not any(k.startswith("model.") for k in state):
-            state.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
-        self._match_topology(state)
+        self._match_topology(checkpoint["state_dict"])
 
     def _match_topology(self, state: dict[str, Tensor]) -> None:
         """Rebuilds the Large Steps parameterization with the topology of ``state`` (a state
