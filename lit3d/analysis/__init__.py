@@ -1,0 +1,1 @@
+"""Analyses of fitted stimuli: tuning sweeps, the metamer report, stimulus export, baselines."""
