@@ -122,6 +122,6 @@ def test_tune_command_writes_every_output_and_refuses_bad_grids(tmp_path):
 
 @pytest.mark.parametrize("text,expected", [("0:30:10", [0.0, 10.0, 20.0]), ("5,-5", [5.0, -5.0])])
 def test_grid_parsing(text, expected):
-    from lit3d.analysis.tune_cli import parse_grid
+    from lit3d.analysis.commands import parse_grid
 
     assert parse_grid(text).tolist() == expected

@@ -180,17 +180,22 @@ def pose_sweep(renderer: Renderer, response: ResponseFn, vertices: Tensor, faces
 
 
 def light_directions(view: Views, azimuths_deg: Tensor, elevations_deg: Tensor) -> Tensor:
-    """(A·E, 3) light positions on the forward-facing hemisphere of ``view``'s camera, at the
-    view's light distance from its target: elevation measured from the plane perpendicular to
-    the viewing direction (90° = along it, towards the camera), azimuth about it from the
-    camera's right-hand side towards its up direction."""
+    """(A·E, 3) light positions of the azimuth × elevation grid (azimuth fastest) on the
+    forward-facing hemisphere of ``view``'s camera (:func:`hemisphere_positions`)."""
+    return hemisphere_positions(view, *grid(azimuths_deg, elevations_deg))
+
+
+def hemisphere_positions(view: Views, azimuth_deg: Tensor, elevation_deg: Tensor) -> Tensor:
+    """(N, 3) light positions for (N,) paired angles on the forward-facing hemisphere of
+    ``view``'s camera, at the view's light distance from its target: elevation measured from
+    the plane perpendicular to the viewing direction (90° = along it, towards the camera),
+    azimuth about it from the camera's right-hand side towards its up direction."""
     forward = (view.camera_position - view.camera_target)[0]
     forward = forward / forward.norm()
     up = view.camera_up[0] - (view.camera_up[0] @ forward) * forward
     up = up / up.norm()
     right = torch.linalg.cross(up, forward)
-    az, el = grid(azimuths_deg, elevations_deg)
-    local = spherical_to_cartesian(az, el)  # x right, y up, z forward
+    local = spherical_to_cartesian(azimuth_deg, elevation_deg).reshape(-1, 3)  # right, up, fwd
     distance = (view.light_position - view.camera_target)[0].norm()
     return view.camera_target[0] + distance * (local @ torch.stack([right, up, forward]))
 

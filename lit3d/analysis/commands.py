@@ -1,0 +1,200 @@
+"""Analysis subcommands of a fitted 3D-MEI: ``python -m lit3d tune`` and ``python -m lit3d export``.
+
+    python -m lit3d tune --config configs/mei3d_simple_cell.yaml \\
+        --mesh runs/mei3d_simple_cell/version_0/mesh.ply --out tuning/
+    python -m lit3d export --config configs/mei3d_simple_cell.yaml \\
+        --mesh runs/mei3d_simple_cell/version_0/mesh.ply --out stimulus/ --image_size 512 \\
+        --poses "0,0;30,0" --lights "45,75;135,45"
+
+The config gives the response model (and unit), the renderer and the base view; the stimulus is
+a mesh file (``--mesh``), a checkpoint of the config's module (``--ckpt_path``), or the config's
+initial mesh. ``tune`` writes ``pose.csv``, ``pose.png`` (heatmap), ``pose_contact.png``,
+``light.csv``, ``light.png`` (polar heatmap), ``light_contact.png`` into ``--out`` and prints
+each sweep's peak. ``export`` writes the stimulus folder of :mod:`lit3d.analysis.export`.
+Grids are ``start:stop:step`` in degrees (stop exclusive) or comma-separated values; write a
+grid that starts with a minus sign as ``--azimuths=-90:91:15``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from lit3d.errors import InputError
+
+
+def parse_grid(text: str) -> torch.Tensor:
+    """``"start:stop:step"`` (stop exclusive) or ``"a,b,c"`` -> (N,) float tensor of degrees."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if step <= 0 or stop <= start:
+                raise ValueError
+            values = torch.arange(start, stop, step)
+        else:
+            values = torch.tensor([float(x) for x in text.split(",")])
+    except ValueError:
+        raise InputError(f"bad angle grid {text!r}: use start:stop:step (step > 0, stop > "
+                         "start) or comma-separated degrees") from None
+    if values.numel() == 0:
+        raise InputError(f"angle grid {text!r} is empty")
+    return values.float()
+
+
+def parse_pairs(text: str, option: str) -> list[tuple[float, float]]:
+    """``"az,el;az,el"`` -> [(az, el), ...] in degrees."""
+    try:
+        pairs = [tuple(float(x) for x in item.split(",")) for item in text.split(";") if item]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise InputError(f"bad {option} {text!r}: use 'azimuth,elevation;azimuth,elevation' "
+                         "in degrees")
+    return pairs
+
+
+def _common(parser: argparse.ArgumentParser, out: str) -> None:
+    parser.add_argument("--config", required=True, help="the fit's config (YAML)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--mesh", help="mesh file of the stimulus (.ply/.obj/.glb)")
+    source.add_argument("--ckpt_path", help="checkpoint of the config's module")
+    parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
+    parser.add_argument("--spp", type=int, default=None, help="samples per pixel (default: "
+                        "the module's eval_spp)")
+    parser.add_argument("--seed", type=int, default=0, help="render seed")
+
+
+def tune_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lit3d tune", description="Pose and light tuning "
+                                     "sweeps of a fitted 3D-MEI (lit3d.analysis.tuning).")
+    _common(parser, "tuning")
+    parser.add_argument("--azimuths", default="-90:91:15", help="pose azimuths (deg)")
+    parser.add_argument("--elevations", default="-60:61:15", help="pose elevations (deg)")
+    parser.add_argument("--light_azimuths", default="0:360:30", help="light azimuths (deg)")
+    parser.add_argument("--light_elevations", default="10:91:20",
+                        help="light elevations above the camera's image plane (deg)")
+    parser.add_argument("--chunk", type=int, default=16, help="views per renderer call")
+    return parser
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lit3d export", description="Export a fitted "
+                                     "stimulus: meshes, renders, JSON sidecar "
+                                     "(lit3d.analysis.export).")
+    _common(parser, "stimulus")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="render resolution (default: the config's)")
+    parser.add_argument("--poses", default="0,0", help="object poses 'az,el;az,el' (deg)")
+    parser.add_argument("--lights", default=None, help="light directions 'az,el;az,el' on the "
+                        "camera's forward hemisphere (deg; default: the config's light)")
+    return parser
+
+
+def load_fitted(args: argparse.Namespace):
+    """``(module, vertices, faces, view)`` of a 3D-MEI config with the stimulus of ``--mesh``,
+    ``--ckpt_path`` or the config's initial mesh; ``view`` is the config's first view."""
+    from lit3d.cli import main as cli_main
+    from lit3d.data.views import overhead_views
+    from lit3d.geometry.io import load_mesh
+
+    if args.spp is not None and args.spp < 1:
+        raise InputError(f"--spp must be >= 1, got {args.spp}")
+    cli = cli_main(["--config", args.config, "--trainer.logger", "false"], run=False)
+    module = cli.model
+    if not hasattr(module, "response_model") or not hasattr(module, "renderer"):
+        raise InputError(f"{type(module).__name__} has no response model and renderer to "
+                         "analyse; these commands take a 3D-MEI config")
+    if args.ckpt_path:
+        path = Path(args.ckpt_path)
+        if not path.is_file():
+            raise InputError(f"checkpoint not found: {path}")
+        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        if args.mesh:
+            vertices, faces = load_mesh(args.mesh)
+        else:
+            vertices, faces = module.vertices().detach(), module.faces
+    views = getattr(cli.datamodule, "views", None)
+    view = (views if views is not None else overhead_views())[:1]
+    return module, vertices.float(), faces.long(), view
+
+
+def tune(argv: list[str] | None = None) -> dict[str, tuple[float, float, float]]:
+    """``lit3d tune``: runs both sweeps; returns ``{"pose": peak, "light": peak}``
+    (azimuth, elevation, response)."""
+    from lit3d.analysis.tuning import light_sweep, pose_sweep
+
+    args = tune_parser().parse_args(argv)
+    grids = {name: parse_grid(getattr(args, name)) for name in
+             ("azimuths", "elevations", "light_azimuths", "light_elevations")}
+    if ((grids["light_elevations"] <= 0) | (grids["light_elevations"] > 90)).any():
+        raise InputError("--light_elevations must lie in (0, 90]: the forward-facing hemisphere")
+    module, vertices, faces, view = load_fitted(args)
+    neuron = int(module.hparams.neuron)
+    model = module.response_model.eval()
+
+    def response(images):
+        return model(images)[:, neuron]
+
+    spp = args.spp if args.spp is not None else module.hparams.eval_spp
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    peaks = {}
+    for kind, sweep_fn, az, el in (
+            ("pose", pose_sweep, grids["azimuths"], grids["elevations"]),
+            ("light", light_sweep, grids["light_azimuths"], grids["light_elevations"])):
+        sweep = sweep_fn(module.renderer, response, vertices, faces, view, az, el,
+                         seed=args.seed, spp=spp, chunk=args.chunk)
+        sweep.write_csv(out / f"{kind}.csv")
+        sweep.plot(out / f"{kind}.png")
+        sweep.contact_sheet(out / f"{kind}_contact.png")
+        peaks[kind] = sweep.peak()
+        a, e, r = peaks[kind]
+        print(f"{kind}: peak response {r:.4g} at azimuth {a:g}, elevation {e:g}", flush=True)
+    print(f"tuning written to {out}", flush=True)
+    return peaks
+
+
+def export(argv: list[str] | None = None) -> Path:
+    """``lit3d export``: writes the stimulus folder; returns the sidecar's path."""
+    import copy
+
+    from lit3d.analysis.export import export_stimulus
+
+    args = export_parser().parse_args(argv)
+    poses = parse_pairs(args.poses, "--poses")
+    lights = None if args.lights is None else parse_pairs(args.lights, "--lights")
+    if lights and any(not 0 < e <= 90 for _, e in lights):
+        raise InputError("light elevations must lie in (0, 90]: the forward-facing hemisphere")
+    module, vertices, faces, view = load_fitted(args)
+    renderer = copy.deepcopy(module.renderer)
+    if args.image_size is not None:
+        if args.image_size < 1:
+            raise InputError(f"--image_size must be >= 1, got {args.image_size}")
+        renderer.image_size = int(args.image_size)
+    spp = args.spp if args.spp is not None else module.hparams.eval_spp
+    path = export_stimulus(args.out, vertices, faces, renderer, view, poses, lights, spp=spp,
+                           seed=args.seed, extra={"config": str(args.config),
+                                                  "neuron": int(module.hparams.neuron)})
+    print(f"stimulus written to {path.parent} ({path.name})", flush=True)
+    return path
+
+
+COMMANDS = {"tune": tune, "export": export}
+
+
+def run(command: str, argv: list[str]) -> None:
+    """Entry point of ``python -m lit3d tune|export``: bad input is one line and exit 2."""
+    import os
+
+    try:
+        COMMANDS[command](argv)
+    except (InputError, FileNotFoundError, ValueError) as error:
+        if os.environ.get("LIT3D_TRACEBACK"):
+            raise
+        print(f"lit3d {command}: error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
