@@ -73,3 +73,45 @@ class IcoSphere(MeshSource):
             torch.as_tensor(mesh.vertices, dtype=torch.float32),
             torch.as_tensor(mesh.faces, dtype=torch.long),
         )
+
+
+class Torus(MeshSource):
+    """A torus around the ``z`` axis (genus 1): ring radius ``major``, tube radius ``minor``,
+    ``segments × tube_segments`` vertices on a (u, v) grid, outward normals.
+
+    ``tube_radius(u, v)`` and ``ring_radius(u)`` may be overridden for procedural genus-1
+    shapes (:class:`~lit3d.geometry.procedural.BumpyTorus`).
+    """
+
+    def __init__(self, major: float = 1.0, minor: float = 0.4, segments: int = 48,
+                 tube_segments: int = 24):
+        if not 0 < minor < major:
+            raise ValueError(f"Torus needs 0 < minor < major, got {minor}, {major}")
+        if segments < 3 or tube_segments < 3:
+            raise ValueError("Torus needs at least 3 segments each way")
+        self.major, self.minor = float(major), float(minor)
+        self.segments, self.tube_segments = int(segments), int(tube_segments)
+
+    def ring_radius(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(u, self.major)
+
+    def tube_radius(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(u, self.minor)
+
+    def build(self) -> Mesh:
+        import math
+
+        n, m = self.segments, self.tube_segments
+        u = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+        v = torch.arange(m, dtype=torch.float64) * (2 * math.pi / m)
+        u, v = torch.meshgrid(u, v, indexing="ij")
+        ring, tube = self.ring_radius(u), self.tube_radius(u, v)
+        radial = ring + tube * torch.cos(v)
+        vertices = torch.stack([radial * torch.cos(u), radial * torch.sin(u),
+                                tube * torch.sin(v)], -1).reshape(-1, 3)
+        i, j = torch.meshgrid(torch.arange(n), torch.arange(m), indexing="ij")
+        a, b = i * m + j, ((i + 1) % n) * m + j
+        c, d = ((i + 1) % n) * m + (j + 1) % m, i * m + (j + 1) % m
+        faces = torch.cat([torch.stack([a, b, c], -1).reshape(-1, 3),
+                           torch.stack([a, c, d], -1).reshape(-1, 3)])
+        return Mesh(vertices.float(), faces.long())

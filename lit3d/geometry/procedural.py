@@ -1,4 +1,4 @@
-"""Procedural genus-0 target shapes (no download): the MRD demo's targets.
+"""Procedural target shapes (no download): the MRD demo's genus-0 targets and a genus-1 one.
 
 Each is a star-shaped surface around the origin, built by moving the vertices of an ico-sphere
 along their directions to the surface (``v = r(d)·d``): explicitly for :class:`StarShape`,
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from lit3d.data.views import fibonacci_directions
 from lit3d.geometry.mesh import Mesh
-from lit3d.geometry.primitives import IcoSphere, MeshSource
+from lit3d.geometry.primitives import IcoSphere, MeshSource, Torus
 
 
 def radius_from_sdf(sdf: Callable[[Tensor], Tensor], directions: Tensor, r_max: float,
@@ -128,3 +128,31 @@ class Capsule(_RadialShape):
     def radius(self, directions: Tensor) -> Tensor:
         return radius_from_sdf(self.sdf, directions,
                                2 * (self.capsule_radius + self.half_length))
+
+
+class BumpyTorus(Torus):
+    """A genus-1 target (the 3D-MEI paper's teapot-like genus-1 shape, procedurally): a torus
+    whose ring is squashed into an ellipse (``ellipticity``) and whose tube swells into
+    ``bumps`` bulges of relative size ``amplitude`` around the ring.
+
+    Args:
+        major, minor, segments, tube_segments: as :class:`~lit3d.geometry.primitives.Torus`.
+    """
+
+    def __init__(self, major: float = 1.0, minor: float = 0.35, bumps: int = 3,
+                 amplitude: float = 0.4, ellipticity: float = 0.15, segments: int = 64,
+                 tube_segments: int = 24):
+        super().__init__(major, minor, segments, tube_segments)
+        if bumps < 0 or amplitude < 0 or not 0 <= ellipticity < 0.5:
+            raise ValueError("BumpyTorus needs bumps >= 0, amplitude >= 0, 0 <= ellipticity "
+                             "< 0.5")
+        if minor * (1 + amplitude) >= major * (1 - ellipticity):
+            raise ValueError("BumpyTorus would self-intersect: the swollen tube reaches the axis")
+        self.bumps, self.amplitude, self.ellipticity = int(bumps), float(amplitude), float(
+            ellipticity)
+
+    def ring_radius(self, u: Tensor) -> Tensor:
+        return self.major * (1 + self.ellipticity * torch.cos(2 * u))
+
+    def tube_radius(self, u: Tensor, v: Tensor) -> Tensor:
+        return self.minor * (1 + self.amplitude * torch.cos(self.bumps * u).clamp(min=0))
