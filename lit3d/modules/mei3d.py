@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from lit3d.data.views import Views, orbit_views, overhead_views
+from lit3d.geometry.colors import VertexColors, color_smoothness
 from lit3d.geometry.mesh import Mesh, validate_mesh
 from lit3d.geometry.primitives import MeshSource, Sheet
 from lit3d.geometry.rbf import RBFDeformation, VertexOffsets
@@ -68,6 +69,12 @@ class MEI3D(pl.LightningModule):
         optimizer: ``"adam"`` (the paper's), or ``"uniform_adam"`` (Nicolet et al. 2021: every
             step divided by the largest second-moment root, so weakly driven vertices, e.g.
             outside the receptive field, move proportionally less).
+        color: also optimize a per-vertex albedo (:class:`~lit3d.geometry.colors.VertexColors`,
+            starting at the renderer's albedo), the paper's appearance extension; the final
+            metrics then add ``normalized_response_shape_only`` (the same mesh rendered with
+            the uniform albedo) for comparison.
+        lr_color: Adam learning rate of the colour logits.
+        lambda_color: weight of the colour field's smoothness (uniform Laplacian of colours).
     """
 
     #: The metric ``FitArtifacts`` prints as the run's last line.
@@ -94,6 +101,9 @@ class MEI3D(pl.LightningModule):
         collapse_fraction: float = 0.1,
         collapse_patience: int = 10,
         optimizer: Literal["adam", "uniform_adam"] = "adam",
+        color: bool = False,
+        lr_color: float = 0.05,
+        lambda_color: float = 0.1,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -101,7 +111,9 @@ class MEI3D(pl.LightningModule):
             value = getattr(self.hparams, f"lambda_{name}")
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"lambda_{name} must be a finite number >= 0, got {value}")
-        if lr <= 0 or (lr_sigma is not None and lr_sigma <= 0):
+        if lambda_color < 0 or not math.isfinite(lambda_color):
+            raise ValueError(f"lambda_color must be a finite number >= 0, got {lambda_color}")
+        if lr <= 0 or (lr_sigma is not None and lr_sigma <= 0) or lr_color <= 0:
             raise ValueError("learning rates must be > 0")
         if rbf_sigma <= 0 or init_noise < 0 or eval_spp < 1:
             raise ValueError(
@@ -140,6 +152,8 @@ class MEI3D(pl.LightningModule):
                                               offset_std=init_noise * scale)
         else:
             self.deformation = VertexOffsets(rest.vertices, offset_std=init_noise * scale)
+        self.color = (VertexColors(rest.vertices.shape[0], getattr(renderer, "albedo", 0.8))
+                      if color else None)
         # Per-run offset of the render seeds: fresh noise every step, different for every seed.
         self.register_buffer("render_seed", torch.randint(0, 2**31 - 1, ()))
         self.register_buffer("best_response", torch.tensor(float("-inf")))
@@ -171,19 +185,29 @@ class MEI3D(pl.LightningModule):
     def current_mesh(self) -> Mesh:
         return Mesh(self.vertices().detach(), self.faces)
 
+    def colors(self) -> Tensor | None:
+        """(V, 3) current per-vertex albedo when ``color`` is on, else ``None`` (uniform)."""
+        return None if self.color is None else self.color()
+
     def regularizers(self, vertices: Tensor) -> dict[str, Tensor]:
-        """The four Appendix-B regularizers of ``vertices`` (V, 3), each a scalar."""
-        return {
+        """The four Appendix-B regularizers of ``vertices`` (V, 3), each a scalar, and with
+        ``color`` on the colour field's smoothness (``"color"``)."""
+        regs = {
             "lap": laplacian_loss(vertices, self.edges),
             "edge": edge_length_loss(vertices, self.edges),
             "area": face_area_loss(vertices, self.faces),
             "arap": arap_direction_loss(vertices, self.rest_vertices, self.edges),
         }
+        if self.color is not None:
+            regs["color"] = color_smoothness(self.colors(), self.edges)
+        return regs
 
-    def respond(self, vertices: Tensor, views: Views, seed: int, spp: int | None = None
-                ) -> tuple[Tensor, Tensor]:
-        """Renders ``views`` and returns ``(images (B, 3, H, W), responses (B,))`` of the unit."""
-        images = self.renderer(vertices, self.faces, views, seed=seed, spp=spp)
+    def respond(self, vertices: Tensor, views: Views, seed: int, spp: int | None = None,
+                shape_only: bool = False) -> tuple[Tensor, Tensor]:
+        """Renders ``views`` and returns ``(images (B, 3, H, W), responses (B,))`` of the unit
+        (with the learned colours unless ``shape_only``)."""
+        colors = None if shape_only else self.colors()
+        images = self.renderer(vertices, self.faces, views, seed=seed, spp=spp, colors=colors)
         return images, self.response_model(images)[:, self.hparams.neuron]
 
     def normalized(self, response: Tensor) -> Tensor:
@@ -235,7 +259,7 @@ class MEI3D(pl.LightningModule):
         if response > self.best_response:
             self.best_response.fill_(float(response))
             self._best_state = {k: v.detach().clone()
-                                for k, v in self.deformation.state_dict().items()}
+                                for k, v in self._stimulus_state().items()}
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if (not isinstance(outputs, dict) or "response" not in outputs
@@ -259,7 +283,7 @@ class MEI3D(pl.LightningModule):
             return False
         self._steps_below = 0
         self.rollbacks += 1
-        self.deformation.load_state_dict(self._best_state)
+        self._load_stimulus_state(self._best_state)
         self.lr_scale.mul_(0.5)
         optimizers = self.trainer.optimizers if self._trainer is not None else []
         for optimizer in optimizers:
@@ -283,11 +307,27 @@ class MEI3D(pl.LightningModule):
         rates = [self.hparams.lr]
         if isinstance(self.deformation, RBFDeformation):
             rates.append(self.hparams.lr_sigma or self.hparams.lr)
+        if self.color is not None:
+            rates.append(self.hparams.lr_color)
         return rates
+
+    def _stimulus_state(self) -> dict[str, Tensor]:
+        """The optimized parameters: the deformation's state, plus ``color.logits``."""
+        state = dict(self.deformation.state_dict())
+        if self.color is not None:
+            state["color.logits"] = self.color.logits
+        return state
+
+    def _load_stimulus_state(self, state: dict[str, Tensor]) -> None:
+        self.deformation.load_state_dict({k: v for k, v in state.items()
+                                          if not k.startswith("color.")})
+        if self.color is not None and "color.logits" in state:
+            with torch.no_grad():
+                self.color.logits.copy_(state["color.logits"])
 
     def on_train_end(self) -> None:
         if self.hparams.restore_best and self._best_state is not None:
-            self.deformation.load_state_dict(self._best_state)
+            self._load_stimulus_state(self._best_state)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mei3d_best_state"] = self._best_state
@@ -343,6 +383,13 @@ class MEI3D(pl.LightningModule):
             images = imgs if images is None else images
             responses.append(resp.mean())
         response = torch.stack(responses).mean()
+        extra = {}
+        if self.color is not None:  # what the shape alone achieves, for comparison
+            shape_only = torch.stack([self.respond(vertices, views, seed=s,
+                                                   spp=self.hparams.eval_spp,
+                                                   shape_only=True)[1].mean()
+                                      for s in range(num_seeds)]).mean()
+            extra = {"normalized_response_shape_only": float(self.normalized(shape_only))}
         distance = float(views.camera_position[0].norm())
         oblique = orbit_views(-60.0, 35.0, distance, float(views.fov_deg[0]),
                               float(views.light_intensity[0])).to(vertices.device)
@@ -355,15 +402,19 @@ class MEI3D(pl.LightningModule):
             "num_faces": int(self.faces.shape[0]),
             "images": images,
             "oblique_images": self.renderer(vertices, self.faces, oblique, seed=0,
-                                            spp=self.hparams.eval_spp),
+                                            spp=self.hparams.eval_spp, colors=self.colors()),
+            **extra,
         }
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Optimizer parameter groups: the offsets (``lr``) and, for RBF, log σ (``lr_sigma``),
+        """Optimizer parameter groups: the offsets (``lr``), for RBF log σ (``lr_sigma``), and
+        with ``color`` the colour logits (``lr_color``),
         both times the rollback scale ``lr_scale``."""
         params = [self.deformation.offsets]
         if isinstance(self.deformation, RBFDeformation):
             params.append(self.deformation.log_sigma)
+        if self.color is not None:
+            params.append(self.color.logits)
         scale = float(self.lr_scale)
         return [{"params": [p], "lr": r * scale} for p, r in zip(params, self._base_lrs())]
 

@@ -7,6 +7,8 @@
 - ``views``: :class:`~lit3d.data.views.Views` of batch size B,
 - ``images``: (B, 3, H, W) linear RGB radiance, channels first, ``H = W = image_size``,
   differentiable with respect to ``vertices``;
+- ``colors`` (optional): (V, 3) or (B, V, 3) per-vertex diffuse reflectance in [0, 1] (linear
+  RGB) replacing the uniform ``albedo``, differentiable too (3D-MEI's colour extension);
 - ``seed``: the sampling noise of stochastic back-ends: an int (view ``b`` of the batch gets
   a seed derived from it and ``b``), or one seed per view (a sequence or (B,) tensor), so that
   a view's noise need not depend on its place in the batch (:func:`view_seeds`).
@@ -66,13 +68,14 @@ class Renderer(abc.ABC):
 
     @abc.abstractmethod
     def render(
-        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None,
+        colors: Tensor | None = None,
     ) -> Tensor:
         """Renders (B, 3, H, W) images; ``seed`` selects the sampling noise, ``spp`` overrides
-        the samples per pixel of stochastic back-ends."""
+        the samples per pixel of stochastic back-ends, ``colors`` the per-vertex albedo."""
 
     def __call__(self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0,
-                 spp: int | None = None) -> Tensor:
+                 spp: int | None = None, colors: Tensor | None = None) -> Tensor:
         if vertices.ndim not in (2, 3) or vertices.shape[-1] != 3:
             raise ValueError(f"vertices must be (V, 3) or (B, V, 3), got {tuple(vertices.shape)}")
         if vertices.ndim == 3 and vertices.shape[0] != len(views):
@@ -80,4 +83,10 @@ class Renderer(abc.ABC):
                 f"got {vertices.shape[0]} meshes for {len(views)} views; pass one mesh (V, 3) "
                 "or one per view (B, V, 3)"
             )
-        return self.render(vertices, faces, views, seed=seed, spp=spp)
+        if colors is not None and (colors.shape[-2:] != vertices.shape[-2:]
+                                   or colors.ndim not in (2, 3)):
+            raise ValueError(f"colors must be (V, 3) or (B, V, 3) like the vertices "
+                             f"{tuple(vertices.shape)}, got {tuple(colors.shape)}")
+        if colors is None:
+            return self.render(vertices, faces, views, seed=seed, spp=spp)
+        return self.render(vertices, faces, views, seed=seed, spp=spp, colors=colors)

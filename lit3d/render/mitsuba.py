@@ -173,10 +173,11 @@ class MitsubaRenderer(Renderer):
 
     # -- scene ---------------------------------------------------------------------------------
     @staticmethod
-    def _topology_key(faces: Tensor, num_vertices: int) -> tuple:
-        return (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices)
+    def _topology_key(faces: Tensor, num_vertices: int, colored: bool = False) -> tuple:
+        return (tuple(faces.shape), faces.detach().cpu().numpy().tobytes(), num_vertices, colored)
 
-    def _build_scene(self, mi, dr, faces: Tensor, num_vertices: int) -> None:
+    def _build_scene(self, mi, dr, faces: Tensor, num_vertices: int,
+                     colored: bool = False) -> None:
         import numpy as np
 
         mesh = mi.Mesh(
@@ -189,11 +190,13 @@ class MitsubaRenderer(Renderer):
         mesh_params = mi.traverse(mesh)
         mesh_params["faces"] = mi.UInt32(faces.detach().cpu().numpy().astype(np.uint32).ravel())
         mesh_params.update()
+        reflectance: dict[str, Any] = {"type": "rgb", "value": self.albedo}
+        if colored:  # per-vertex albedo, interpolated over the faces
+            mesh.add_attribute("vertex_color", 3, [self.albedo] * (3 * num_vertices))
+            reflectance = {"type": "mesh_attribute", "name": "vertex_color"}
         # Two-sided: a folded sheet shows its back, which must shade like its front.
         mesh.set_bsdf(mi.load_dict({
-            "type": "twosided",
-            "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": self.albedo}},
-        }))
+            "type": "twosided", "bsdf": {"type": "diffuse", "reflectance": reflectance}}))
         scene = mi.load_dict(
             {
                 "type": "scene",
@@ -224,7 +227,7 @@ class MitsubaRenderer(Renderer):
         params = mi.traverse(scene)
         self._scene, self._params = scene, params
         self._positions_key = _vertex_positions_key(params)
-        self._faces_key = self._topology_key(faces, num_vertices)
+        self._faces_key = self._topology_key(faces, num_vertices, colored)
         self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward,
                                  self.silhouette_spp)
 
@@ -268,22 +271,37 @@ class MitsubaRenderer(Renderer):
         self._params.update()  # rebuilds the BVH and the vertex normals
         return array
 
+    def _set_colors(self, mi, dr, colors, grad: bool):
+        """Hands (V, 3) torch per-vertex albedo ``colors`` to the mesh (a copy), tracking its
+        gradient if ``grad``; returns the Dr.Jit array."""
+        array = _to_drjit(dr, mi, colors.reshape(-1)).array
+        if grad:
+            dr.enable_grad(array)
+        self._params["mesh.vertex_color"] = array
+        self._params.update()
+        return array
+
     # -- rendering -----------------------------------------------------------------------------
     def render(
-        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None,
+        colors: Tensor | None = None,
     ) -> Tensor:
         variant = mitsuba_variant_for(vertices.device)
         mi, dr = import_mitsuba(variant)
         match_threads(dr, variant)
         num_vertices = int(vertices.shape[-2])
-        if self._scene is None or self._topology_key(faces, num_vertices) != self._faces_key:
-            self._build_scene(mi, dr, faces, num_vertices)
+        colored = colors is not None
+        key = self._topology_key(faces, num_vertices, colored)
+        if self._scene is None or key != self._faces_key:
+            self._build_scene(mi, dr, faces, num_vertices, colored)
         spp = self.spp if spp is None else int(spp)
         seeds = view_seeds(seed, len(views))
         images = []
         for b, view in enumerate(views.as_dicts()):
             positions = vertices if vertices.ndim == 2 else vertices[b]
-            image = _ViewRender.apply(positions, self, mi, dr, view, seeds[b], spp)  # (H, W, 3)
+            albedo = None if colors is None else (colors if colors.ndim == 2 else colors[b])
+            image = _ViewRender.apply(positions, albedo, self, mi, dr, view, seeds[b],
+                                      spp)  # (H, W, 3)
             images.append(image.permute(2, 0, 1))
         return torch.stack(images).to(vertices.device)
 
@@ -370,30 +388,43 @@ class _ViewRender(torch.autograd.Function):
     with one shared scene every view took the last view's camera)."""
 
     @staticmethod
-    def forward(ctx, positions, renderer, mi, dr, view, seed, spp):
+    def forward(ctx, positions, colors, renderer, mi, dr, view, seed, spp):
         ctx.renderer, ctx.mi, ctx.dr, ctx.view, ctx.seed, ctx.spp = (
             renderer, mi, dr, view, seed, spp)
-        ctx.save_for_backward(positions)
+        ctx.save_for_backward(positions, colors)
         kernels = renderer._kernels
         renderer._set_view(mi, view)
         renderer._set_positions(mi, dr, positions, grad=False)
+        if colors is not None:
+            renderer._set_colors(mi, dr, colors, grad=False)
         primal_seed, _ = kernels.seeds(seed)
         image = kernels.primal(renderer._scene, primal_seed, spp)
         return _to_torch(dr, image).to(positions.device)
 
     @staticmethod
     def backward(ctx, grad):
-        (positions,) = ctx.saved_tensors
+        positions, colors = ctx.saved_tensors
         renderer, mi, dr = ctx.renderer, ctx.mi, ctx.dr
         renderer._set_view(mi, ctx.view)
-        array = renderer._set_positions(mi, dr, positions, grad=True)
+        tracked = {}
+        if ctx.needs_input_grad[0] or colors is None:
+            tracked["positions"] = renderer._set_positions(mi, dr, positions, grad=True)
+        else:
+            renderer._set_positions(mi, dr, positions, grad=False)
+        if colors is not None:
+            tracked_colors = renderer._set_colors(mi, dr, colors, grad=ctx.needs_input_grad[1])
+            if ctx.needs_input_grad[1]:
+                tracked["colors"] = tracked_colors
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
         grad_image = _to_drjit(dr, mi, grad)
         renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp)
-        gradient = dr.grad(array)
-        dr.disable_grad(array)
-        gradient = _to_torch(dr, gradient).reshape(positions.shape).to(positions.device)
-        return gradient.to(positions.dtype), None, None, None, None, None, None
+        grads = {}
+        for name, array in tracked.items():
+            source = positions if name == "positions" else colors
+            gradient = _to_torch(dr, dr.grad(array)).reshape(source.shape).to(source.device)
+            dr.disable_grad(array)
+            grads[name] = gradient.to(source.dtype)
+        return (grads.get("positions"), grads.get("colors"), None, None, None, None, None, None)
 
 
 class MitsubaEnvironmentRenderer(MitsubaRenderer):

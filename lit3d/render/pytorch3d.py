@@ -94,7 +94,8 @@ class PyTorch3DRenderer(Renderer):
         self._lights_class = _inverse_square_point_lights(self._p3d)
 
     def render(
-        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None
+        self, vertices: Tensor, faces: Tensor, views: Views, seed: Seed = 0, spp: int | None = None,
+        colors: Tensor | None = None,
     ) -> Tensor:
         p3d = self._p3d
         device = vertices.device
@@ -102,7 +103,9 @@ class PyTorch3DRenderer(Renderer):
         b = len(views)
         verts = vertices.float().expand(b, -1, -1) if vertices.ndim == 2 else vertices.float()
         face_batch = faces.to(device).long().expand(b, -1, -1)
-        textures = p3d.TexturesVertex(torch.full_like(verts, self.albedo))
+        albedo = (torch.full_like(verts, self.albedo) if colors is None
+                  else colors.float().to(device).expand(b, -1, -1))
+        textures = p3d.TexturesVertex(albedo)
         meshes = self._structures.Meshes(verts=verts, faces=face_batch, textures=textures)
         rotation, translation = p3d.look_at_view_transform(
             eye=views.camera_position, at=views.camera_target, up=views.camera_up, device=device
