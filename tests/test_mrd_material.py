@@ -8,9 +8,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch import nn
 
 import lit3d  # noqa: F401
+from helpers import TinyNet, trainer
 from callbacks import EarlyStoppingRestoreBest
 from lit3d.data.turntable import TurntableViewsDataModule
 from lit3d.data.views import Views, turntable_views
@@ -25,34 +25,11 @@ from lit3d.render.materials import (PRINCIPLED_PARAMETERS, Aurora, BrushedMetal,
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class TinyNet(nn.Module):
-    """A random-init stand-in for a zoo network: (B, 3, H, W) -> (B, 32)."""
-
-    name = "tiny"
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 5, stride=2)
-        self.pool = nn.AdaptiveAvgPool2d(2)
-
-    def forward(self, images):
-        return self.pool(torch.relu(self.conv(images))).flatten(1)
-
-
 def small_renderer(**kwargs) -> MaterialRenderer:
     options = dict(image_size=16, spp=4, integrator="prb", max_depth=3,
                    environment=SunSky(), environment_resolution=16)
     options.update(kwargs)
     return MaterialRenderer(**options)
-
-
-def trainer(tmp_path, callbacks=(), **kwargs) -> pl.Trainer:
-    options = dict(accelerator="cpu", logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False,
-                   default_root_dir=tmp_path, callbacks=list(callbacks), num_sanity_val_steps=0)
-    options.update(kwargs)
-    return pl.Trainer(**options)
 
 
 # -- parameters ----------------------------------------------------------------------------------

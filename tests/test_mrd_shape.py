@@ -5,9 +5,9 @@ import json
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch import nn
 
 import lit3d  # noqa: F401
+from helpers import TinyNet, trainer
 from callbacks import DecayLROnRemesh, EarlyStoppingRestoreBest, FitArtifacts, Remesh
 from callbacks.remesh import check_epochs
 from lit3d.data.fibonacci import EpochShuffle, FibonacciViewsDataModule
@@ -22,21 +22,6 @@ from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 from lit3d.render.tonemap import display
 
 
-class TinyNet(nn.Module):
-    """A random-init stand-in for a zoo network: (B, 3, H, W) -> (B, 32)."""
-
-    name = "tiny"
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 5, stride=2)
-        self.pool = nn.AdaptiveAvgPool2d(2)
-
-    def forward(self, images):
-        return self.pool(torch.relu(self.conv(images))).flatten(1)
-
-
 def tiny_mrd(**kwargs) -> MRDShape:
     defaults = dict(
         target=StarShape(lobes=4, amplitude=0.4, radius=0.8, subdivisions=3),
@@ -48,14 +33,6 @@ def tiny_mrd(**kwargs) -> MRDShape:
     )
     defaults.update(kwargs)
     return MRDShape(**defaults)
-
-
-def trainer(tmp_path, callbacks=(), **kwargs) -> pl.Trainer:
-    options = dict(accelerator="cpu", logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False,
-                   default_root_dir=tmp_path, callbacks=list(callbacks), num_sanity_val_steps=0)
-    options.update(kwargs)
-    return pl.Trainer(**options)
 
 
 # -- views ------------------------------------------------------------------------------------
