@@ -250,3 +250,18 @@ def main(args: list[str] | None = None, run: bool = True, handle_errors: bool = 
             message = f"missing key {message}"
         print(f"{name}: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+#: Subcommands besides LightningCLI's fit/validate/test/predict (:mod:`lit3d.analysis.commands`).
+ANALYSES = ("tune", "export", "pixel-mei", "rbf-validate", "report")
+
+
+def entry_point() -> None:
+    """``python -m lit3d`` and the ``lit3d`` console script: the analysis subcommands
+    (:data:`ANALYSES`), else the Lightning CLI (:func:`main`)."""
+    if sys.argv[1:2] and sys.argv[1] in ANALYSES:
+        from lit3d.analysis.commands import run
+
+        run(sys.argv[1], sys.argv[2:])
+    else:
+        main()

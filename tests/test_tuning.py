@@ -125,3 +125,19 @@ def test_grid_parsing(text, expected):
     from lit3d.analysis.commands import parse_grid
 
     assert parse_grid(text).tolist() == expected
+
+
+def test_console_entry_point_dispatches_the_analysis_subcommands(monkeypatch, capsys):
+    """The ``lit3d`` console script (pyproject) reaches the analyses, not only ``python -m``."""
+    import tomllib
+
+    from lit3d.cli import entry_point
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["lit3d"] == "lit3d.cli:entry_point"
+    monkeypatch.setattr(sys, "argv", ["lit3d", "tune", "--config", "x.yaml",
+                                      "--light_elevations", "0,45"])
+    with pytest.raises(SystemExit) as exit_info:
+        entry_point()
+    assert exit_info.value.code == 2
+    assert "lit3d tune: error: light elevations must lie in (0, 90]" in capsys.readouterr().err

@@ -1,4 +1,7 @@
-"""Analysis subcommands of a fitted 3D-MEI: ``python -m lit3d tune`` and ``python -m lit3d export``.
+"""The analysis subcommands: ``python -m lit3d tune|export|pixel-mei|rbf-validate|report``.
+
+``tune``, ``export`` and ``pixel-mei`` analyse a fitted 3D-MEI; ``rbf-validate`` fits the RBF
+deformation to known shapes; ``report`` is the metamer report of an MRD shape config.
 
     python -m lit3d tune --config configs/mei3d_simple_cell.yaml \\
         --mesh runs/mei3d_simple_cell/version_0/mesh.ply --out tuning/
@@ -10,7 +13,8 @@ The config gives the response model (and unit), the renderer and the base view; 
 a mesh file (``--mesh``), a checkpoint of the config's module (``--ckpt_path``), or the config's
 initial mesh. ``tune`` writes ``pose.csv``, ``pose.png`` (heatmap), ``pose_contact.png``,
 ``light.csv``, ``light.png`` (polar heatmap), ``light_contact.png`` into ``--out`` and prints
-each sweep's peak. ``export`` writes the stimulus folder of :mod:`lit3d.analysis.export`.
+each sweep's peak. ``export`` writes the stimulus folder of :mod:`lit3d.analysis.export`;
+``pixel-mei``, ``rbf-validate`` and ``report`` are described in their functions below.
 Grids are ``start:stop:step`` in degrees (stop exclusive) or comma-separated values; write a
 grid that starts with a minus sign as ``--azimuths=-90:91:15``.
 """
@@ -60,7 +64,10 @@ def parse_pairs(text: str, option: str) -> list[tuple[float, float]]:
     return pairs
 
 
-def _common(parser: argparse.ArgumentParser, out: str) -> None:
+def _fitted_parser(command: str, description: str, out: str) -> argparse.ArgumentParser:
+    """The parser of a subcommand that analyses a fitted 3D-MEI (:func:`load_fitted`), with
+    its common options; ``out`` is the default output folder."""
+    parser = argparse.ArgumentParser(prog=f"lit3d {command}", description=description)
     parser.add_argument("--config", required=True, help="the fit's config (YAML)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--mesh", help="mesh file of the stimulus (.ply/.obj/.glb)")
@@ -69,12 +76,12 @@ def _common(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--spp", type=int, default=None, help="samples per pixel (default: "
                         "the module's eval_spp)")
     parser.add_argument("--seed", type=int, default=0, help="render seed")
+    return parser
 
 
 def tune_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lit3d tune", description="Pose and light tuning "
-                                     "sweeps of a fitted 3D-MEI (lit3d.analysis.tuning).")
-    _common(parser, "tuning")
+    parser = _fitted_parser("tune", "Pose and light tuning sweeps of a fitted 3D-MEI "
+                            "(lit3d.analysis.tuning).", "tuning")
     parser.add_argument("--azimuths", default="-90:91:15", help="pose azimuths (deg)")
     parser.add_argument("--elevations", default="-60:61:15", help="pose elevations (deg)")
     parser.add_argument("--light_azimuths", default="0:360:30", help="light azimuths (deg)")
@@ -85,10 +92,8 @@ def tune_parser() -> argparse.ArgumentParser:
 
 
 def export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lit3d export", description="Export a fitted "
-                                     "stimulus: meshes, renders, JSON sidecar "
-                                     "(lit3d.analysis.export).")
-    _common(parser, "stimulus")
+    parser = _fitted_parser("export", "Export a fitted stimulus: meshes, renders, JSON sidecar "
+                            "(lit3d.analysis.export).", "stimulus")
     parser.add_argument("--image_size", type=int, default=None,
                         help="render resolution (default: the config's)")
     parser.add_argument("--poses", default="0,0", help="object poses 'az,el;az,el' (deg)")
@@ -98,8 +103,9 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def load_fitted(args: argparse.Namespace):
-    """``(module, vertices, faces, view)`` of a 3D-MEI config with the stimulus of ``--mesh``,
-    ``--ckpt_path`` or the config's initial mesh; ``view`` is the config's first view."""
+    """``(module, vertices, faces, view, spp)`` of a 3D-MEI config with the stimulus of
+    ``--mesh``, ``--ckpt_path`` or the config's initial mesh; ``view`` is the config's first
+    view, ``spp`` is ``--spp`` or the module's ``eval_spp``."""
     from lit3d.cli import main as cli_main
     from lit3d.data.views import overhead_views
     from lit3d.geometry.io import load_mesh
@@ -124,27 +130,26 @@ def load_fitted(args: argparse.Namespace):
             vertices, faces = module.vertices().detach(), module.faces
     views = getattr(cli.datamodule, "views", None)
     view = (views if views is not None else overhead_views())[:1]
-    return module, vertices.float(), faces.long(), view
+    spp = args.spp if args.spp is not None else module.hparams.eval_spp
+    return module, vertices.float(), faces.long(), view, spp
 
 
 def tune(argv: list[str] | None = None) -> dict[str, tuple[float, float, float]]:
     """``lit3d tune``: runs both sweeps; returns ``{"pose": peak, "light": peak}``
     (azimuth, elevation, response)."""
-    from lit3d.analysis.tuning import light_sweep, pose_sweep
+    from lit3d.analysis.tuning import check_light_elevations, light_sweep, pose_sweep
 
     args = tune_parser().parse_args(argv)
     grids = {name: parse_grid(getattr(args, name)) for name in
              ("azimuths", "elevations", "light_azimuths", "light_elevations")}
-    if ((grids["light_elevations"] <= 0) | (grids["light_elevations"] > 90)).any():
-        raise InputError("--light_elevations must lie in (0, 90]: the forward-facing hemisphere")
-    module, vertices, faces, view = load_fitted(args)
+    check_light_elevations(grids["light_elevations"])  # before the (slow) model is built
+    module, vertices, faces, view, spp = load_fitted(args)
     neuron = int(module.hparams.neuron)
     model = module.response_model.eval()
 
     def response(images):
         return model(images)[:, neuron]
 
-    spp = args.spp if args.spp is not None else module.hparams.eval_spp
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     peaks = {}
@@ -168,19 +173,19 @@ def export(argv: list[str] | None = None) -> Path:
     import copy
 
     from lit3d.analysis.export import export_stimulus
+    from lit3d.analysis.tuning import check_light_elevations
 
     args = export_parser().parse_args(argv)
     poses = parse_pairs(args.poses, "--poses")
     lights = None if args.lights is None else parse_pairs(args.lights, "--lights")
-    if lights and any(not 0 < e <= 90 for _, e in lights):
-        raise InputError("light elevations must lie in (0, 90]: the forward-facing hemisphere")
-    module, vertices, faces, view = load_fitted(args)
+    if lights:
+        check_light_elevations([e for _, e in lights])
+    module, vertices, faces, view, spp = load_fitted(args)
     renderer = copy.deepcopy(module.renderer)
     if args.image_size is not None:
         if args.image_size < 1:
             raise InputError(f"--image_size must be >= 1, got {args.image_size}")
         renderer.image_size = int(args.image_size)
-    spp = args.spp if args.spp is not None else module.hparams.eval_spp
     path = export_stimulus(args.out, vertices, faces, renderer, view, poses, lights, spp=spp,
                            seed=args.seed, extra={"config": str(args.config),
                                                   "neuron": int(module.hparams.neuron)})
@@ -189,10 +194,8 @@ def export(argv: list[str] | None = None) -> Path:
 
 
 def pixel_mei_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lit3d pixel-mei", description="Pixel-space MEI of "
-                                     "the config's unit and its comparison with the 3D-MEI "
-                                     "(lit3d.analysis.pixel_mei).")
-    _common(parser, "pixel_mei")
+    parser = _fitted_parser("pixel-mei", "Pixel-space MEI of the config's unit and its "
+                            "comparison with the 3D-MEI (lit3d.analysis.pixel_mei).", "pixel_mei")
     parser.add_argument("--steps", type=int, default=300, help="gradient-ascent steps")
     parser.add_argument("--lr", type=float, default=0.1, help="step, fraction of the norm")
     parser.add_argument("--blur_sigma", type=float, default=1.0,
@@ -207,7 +210,6 @@ def pixel_mei_command(argv: list[str] | None = None) -> dict[str, float]:
     the 3D stimulus's response (mean over ``num_seeds`` renders at ``eval_spp``), both
     normalized by the unit's optimum where known; writes ``pixel_mei.png`` (the model input),
     ``comparison.png`` (bar plot) and ``pixel_mei.json``."""
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,13 +221,12 @@ def pixel_mei_command(argv: list[str] | None = None) -> dict[str, float]:
     args = pixel_mei_parser().parse_args(argv)
     if args.steps < 1 or args.lr <= 0 or args.num_seeds < 1:
         raise InputError("--steps and --num_seeds must be >= 1 and --lr > 0")
-    module, vertices, faces, view = load_fitted(args)
+    module, vertices, faces, view, spp = load_fitted(args)
     model, neuron = module.response_model.eval(), int(module.hparams.neuron)
     normalizer = getattr(model, "normalizer", None)
     norm = float(getattr(normalizer, "norm", None) or 25.0)
     result = pixel_mei(model, neuron, steps=args.steps, lr=args.lr,
                        blur_sigma=args.blur_sigma, norm=norm, seed=args.seed)
-    spp = args.spp if args.spp is not None else module.hparams.eval_spp
     with torch.no_grad():
         renders = module.renderer(vertices, faces, Views.cat([view] * args.num_seeds),
                                   seed=args.seed, spp=spp)

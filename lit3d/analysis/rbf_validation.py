@@ -91,9 +91,9 @@ def fit_to_target(initial: Mesh, target: Mesh, steps: int = 150, lr: float = 2e-
                       history)
 
 
-#: The two known-shape validations of Fig. 3A, procedurally: (initial, target) mesh sources.
 def known_shape_pairs() -> dict[str, tuple[Mesh, Mesh]]:
-    """``{"sphere_to_star": ..., "torus_to_bumpy_torus": ...}``: genus-0 and genus-1 pairs."""
+    """The two known-shape validations of Fig. 3A, procedurally, as (initial, target) meshes:
+    ``{"sphere_to_star": ..., "torus_to_bumpy_torus": ...}`` (genus 0 and genus 1)."""
     from lit3d.geometry.primitives import IcoSphere, Torus
     from lit3d.geometry.procedural import BumpyTorus, StarShape
 

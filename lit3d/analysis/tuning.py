@@ -185,11 +185,21 @@ def light_directions(view: Views, azimuths_deg: Tensor, elevations_deg: Tensor) 
     return hemisphere_positions(view, *grid(azimuths_deg, elevations_deg))
 
 
+def check_light_elevations(elevation_deg) -> None:
+    """Raises ``ValueError`` unless every light elevation lies in (0°, 90°] (the camera's
+    forward-facing hemisphere)."""
+    elevation_deg = torch.as_tensor(elevation_deg, dtype=torch.float32)
+    if ((elevation_deg <= 0) | (elevation_deg > 90)).any():
+        raise ValueError("light elevations must lie in (0, 90]: the forward-facing hemisphere")
+
+
 def hemisphere_positions(view: Views, azimuth_deg: Tensor, elevation_deg: Tensor) -> Tensor:
     """(N, 3) light positions for (N,) paired angles on the forward-facing hemisphere of
     ``view``'s camera, at the view's light distance from its target: elevation measured from
     the plane perpendicular to the viewing direction (90° = along it, towards the camera),
-    azimuth about it from the camera's right-hand side towards its up direction."""
+    azimuth about it from the camera's right-hand side towards its up direction. Raises
+    ``ValueError`` for an elevation outside (0°, 90°]."""
+    check_light_elevations(elevation_deg)
     forward = (view.camera_position - view.camera_target)[0]
     forward = forward / forward.norm()
     up = view.camera_up[0] - (view.camera_up[0] @ forward) * forward

@@ -206,19 +206,15 @@ class MaterialRenderer:
             return tuple(mi.render(scene, params, sensor=sensor, seed=s, spp=spp)
                          for sensor, s in zip(sensors, seeds))
 
-        # Plain tensors (dr.wrap leaves an nn.Parameter, a subclass, unconverted).
+        # Plain tensors (dr.wrap leaves an nn.Parameter, a subclass, unconverted). A uniform
+        # value held in a bitmap (a colour: Mitsuba's bitmaps are at least 2x2, see
+        # principled_dict) is broadcast to the bitmap's 2x2.
         tensors = [values[n].float().contiguous().view(values[n].shape) for n in names]
-        # Mitsuba's bitmaps are at least 2x2: a uniform colour is one broadcast to 2x2.
         tensors = [t.reshape(1, 1, -1).expand(2, 2, -1).contiguous()
-                   if self._is_bitmap(n, t) and t.ndim == 1 else t
-                   for n, t in zip(names, tensors)]
+                   if key.endswith(".data") and t.ndim == 1 else t
+                   for key, t in zip(keys, tensors)]
         images = render_all(*tensors)
         return torch.stack(list(images)).permute(0, 3, 1, 2).to(device)
-
-    @staticmethod
-    def _is_bitmap(name: str, tensor: Tensor) -> bool:
-        """Uniform colours are 2x2 bitmaps (:func:`principled_dict`); textures are bitmaps."""
-        return tensor.ndim == 3 or PRINCIPLED_PARAMETERS[name].channels == 3
 
     @staticmethod
     def _key(params, name: str) -> str:

@@ -142,8 +142,7 @@ def principled_dict(values: dict[str, np.ndarray | Sequence[float] | float]) -> 
                      if array.ndim < 3 else array)
             if image.shape[-1] == 1 and spec.channels == 3:
                 image = np.repeat(image, 3, axis=-1)
-            plugin[name] = {"type": "bitmap", "bitmap": mi.Bitmap(np.ascontiguousarray(image)),
-                            "raw": True}
+            plugin[name] = _bitmap(mi, image)
         else:
             plugin[name] = float(array.reshape(-1)[0])
     return plugin

@@ -29,6 +29,9 @@ from lit3d.render.environment import Environment
 from lit3d.render.llvm import check_libllvm, configure_libllvm
 
 _VARIANT_LOCK = threading.Lock()
+#: Scene parameter of the per-vertex albedo (a mesh attribute), when the render has colours.
+COLOR_ATTRIBUTE = "vertex_color"
+COLOR_KEY = f"mesh.{COLOR_ATTRIBUTE}"
 
 
 def mitsuba_variant_for(device: torch.device) -> str:
@@ -192,8 +195,8 @@ class MitsubaRenderer(Renderer):
         mesh_params.update()
         reflectance: dict[str, Any] = {"type": "rgb", "value": self.albedo}
         if colored:  # per-vertex albedo, interpolated over the faces
-            mesh.add_attribute("vertex_color", 3, [self.albedo] * (3 * num_vertices))
-            reflectance = {"type": "mesh_attribute", "name": "vertex_color"}
+            mesh.add_attribute(COLOR_ATTRIBUTE, 3, [self.albedo] * (3 * num_vertices))
+            reflectance = {"type": "mesh_attribute", "name": COLOR_ATTRIBUTE}
         # Two-sided: a folded sheet shows its back, which must shade like its front.
         mesh.set_bsdf(mi.load_dict({
             "type": "twosided", "bsdf": {"type": "diffuse", "reflectance": reflectance}}))
@@ -261,23 +264,15 @@ class MitsubaRenderer(Renderer):
             params["light.position"] = mi.Point3f(*view["light_position"])
             params["light.intensity.value"] = mi.Color3f(float(view["light_intensity"]))
 
-    def _set_positions(self, mi, dr, positions, grad: bool):
-        """Hands (V, 3) torch ``positions`` to the scene's mesh (a copy on the Dr.Jit side),
-        tracking their gradient if ``grad``; returns the Dr.Jit array."""
-        array = _to_drjit(dr, mi, positions.reshape(-1)).array
+    def _set_buffer(self, mi, dr, key: str, values, grad: bool):
+        """Hands a torch tensor to the scene parameter ``key`` (a copy on the Dr.Jit side:
+        the mesh positions, or the per-vertex ``vertex_color``), tracking its gradient if
+        ``grad``; returns the Dr.Jit array. Updating the positions rebuilds the BVH and the
+        vertex normals."""
+        array = _to_drjit(dr, mi, values.reshape(-1)).array
         if grad:
             dr.enable_grad(array)
-        self._params[self._positions_key] = array
-        self._params.update()  # rebuilds the BVH and the vertex normals
-        return array
-
-    def _set_colors(self, mi, dr, colors, grad: bool):
-        """Hands (V, 3) torch per-vertex albedo ``colors`` to the mesh (a copy), tracking its
-        gradient if ``grad``; returns the Dr.Jit array."""
-        array = _to_drjit(dr, mi, colors.reshape(-1)).array
-        if grad:
-            dr.enable_grad(array)
-        self._params["mesh.vertex_color"] = array
+        self._params[key] = array
         self._params.update()
         return array
 
@@ -394,9 +389,9 @@ class _ViewRender(torch.autograd.Function):
         ctx.save_for_backward(positions, colors)
         kernels = renderer._kernels
         renderer._set_view(mi, view)
-        renderer._set_positions(mi, dr, positions, grad=False)
+        renderer._set_buffer(mi, dr, renderer._positions_key, positions, grad=False)
         if colors is not None:
-            renderer._set_colors(mi, dr, colors, grad=False)
+            renderer._set_buffer(mi, dr, COLOR_KEY, colors, grad=False)
         primal_seed, _ = kernels.seeds(seed)
         image = kernels.primal(renderer._scene, primal_seed, spp)
         return _to_torch(dr, image).to(positions.device)
@@ -406,24 +401,20 @@ class _ViewRender(torch.autograd.Function):
         positions, colors = ctx.saved_tensors
         renderer, mi, dr = ctx.renderer, ctx.mi, ctx.dr
         renderer._set_view(mi, ctx.view)
-        tracked = {}
-        if ctx.needs_input_grad[0] or colors is None:
-            tracked["positions"] = renderer._set_positions(mi, dr, positions, grad=True)
-        else:
-            renderer._set_positions(mi, dr, positions, grad=False)
-        if colors is not None:
-            tracked_colors = renderer._set_colors(mi, dr, colors, grad=ctx.needs_input_grad[1])
-            if ctx.needs_input_grad[1]:
-                tracked["colors"] = tracked_colors
+        inputs = {"positions": (renderer._positions_key, positions, ctx.needs_input_grad[0]),
+                  "colors": (COLOR_KEY, colors, ctx.needs_input_grad[1])}
+        tracked = {name: renderer._set_buffer(mi, dr, key, values, grad=grad)
+                   for name, (key, values, grad) in inputs.items() if values is not None}
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
         grad_image = _to_drjit(dr, mi, grad)
         renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp)
         grads = {}
         for name, array in tracked.items():
-            source = positions if name == "positions" else colors
-            gradient = _to_torch(dr, dr.grad(array)).reshape(source.shape).to(source.device)
-            dr.disable_grad(array)
-            grads[name] = gradient.to(source.dtype)
+            _, source, grad_needed = inputs[name]
+            if grad_needed:
+                gradient = _to_torch(dr, dr.grad(array)).reshape(source.shape)
+                dr.disable_grad(array)
+                grads[name] = gradient.to(source.device, source.dtype)
         return (grads.get("positions"), grads.get("colors"), None, None, None, None, None, None)
 
 
