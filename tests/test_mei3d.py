@@ -76,6 +76,7 @@ def test_vertex_deformation_and_optimizer_groups():
         (dict(deformation="spline"), "unknown deformation"),
         (dict(lr=0.0), "learning rates"),
         (dict(lr_decay="step"), "unknown lr_decay"),
+        (dict(lr_warmup=-1), "lr_warmup"),
         (dict(rbf_sigma=0.0), "rbf_sigma > 0"),
         (dict(init_noise=-1.0), "init_noise >= 0"),
     ],
@@ -166,3 +167,31 @@ def test_optimizer_choice():
     assert isinstance(tiny_module(lr_decay="none").configure_optimizers(), torch.optim.Adam)
     with pytest.raises(ValueError, match="optimizer"):
         tiny_module(optimizer="sgd")
+
+
+def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine():
+    from lit3d.modules.mei3d import lr_factor
+
+    assert lr_factor(0, 100, warmup=10) == pytest.approx(0.1)
+    assert lr_factor(4, 100, warmup=10) == pytest.approx(0.5)
+    assert lr_factor(10, 100, warmup=10) == pytest.approx(1.0)
+    assert lr_factor(100, 100, warmup=10) == pytest.approx(0.05)
+    assert lr_factor(55, 100, warmup=10) == pytest.approx(0.05 + 0.95 * 0.5)  # half-way
+    assert lr_factor(0, 100) == pytest.approx(1.0)  # no warmup
+    assert lr_factor(60, 100, warmup=10, decay="none") == 1.0
+    assert lr_factor(2, 100, warmup=10, decay="none") == pytest.approx(0.3)
+
+    seen = []
+
+    class Rates(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append([group["lr"] for group in trainer.optimizers[0].param_groups])
+
+    for decay in ("cosine", "none"):
+        seen.clear()
+        module = tiny_module(lr=0.01, lr_sigma=0.02, lr_warmup=4, lr_decay=decay)
+        quiet_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Rates()]).fit(
+            module, datamodule=ViewsDataModule(steps_per_epoch=10))
+        for step, rates in enumerate(seen):
+            factor = lr_factor(step, 10, warmup=4, decay=decay)
+            assert rates == pytest.approx([0.01 * factor, 0.02 * factor]), (decay, step)

@@ -49,17 +49,16 @@ def finish(process: subprocess.Popen, save_dir: Path, name: str) -> tuple[float,
 
 
 def test_simple_cell_sheet_and_sphere(tmp_path):
-    """Sheet init reaches >= 0.9, sphere init >= 0.8 (the issue's numbers). The sheet runs two
-    seeds and needs one >= 0.9 and both >= 0.85: runs are not bit-reproducible and a sheet run
-    still ends low about one time in four (measured 0.972, 0.935, 0.958, 0.894); see README."""
+    """Sheet init reaches >= 0.9, sphere init >= 0.8 (the issue's numbers), the sheet with two
+    seeds, each of them (measured over 10 seeds of the shipped config: 0.945-0.977; see
+    README)."""
     sheets = [start_fit("configs/mei3d_simple_cell.yaml", tmp_path, f"sheet{seed}",
                         "--seed_everything", str(seed)) for seed in (0, 1)]
     sphere = start_fit("configs/mei3d_simple_cell_sphere.yaml", tmp_path, "sphere")
     sheet_responses = [finish(p, tmp_path, f"sheet{seed}")[0] for seed, p in zip((0, 1), sheets)]
     sphere_response, _ = finish(sphere, tmp_path, "sphere")
     print({"sheet": sheet_responses, "sphere": sphere_response})
-    assert max(sheet_responses) >= 0.9, sheet_responses
-    assert min(sheet_responses) >= 0.85, sheet_responses
+    assert min(sheet_responses) >= 0.9, sheet_responses
     assert sphere_response >= 0.8
 
 
@@ -79,11 +78,11 @@ def phase_spread(fits) -> float:
 
 def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     """The issue's criterion: two seeds each reach >= 0.85 and their renders differ in Gabor
-    phase (>= 30°, 10x the fit's accuracy). The phase a run lands on is random and about one
-    run in four still ends below 0.85 (measured over 7 runs: 0.946, 0.957, 0.886, 0.860, 0.78,
-    0.91, 0.70; phases 25°, -17°, 63°, -138°, -10°, -46°, -99°), so seeds run two at a time,
-    up to six, until two good runs of different phases exist. Every run must finish; all
-    results are printed (``pytest -s``)."""
+    phase (>= 30°, 10x the fit's accuracy). The phase a run lands on is random and two seeds can
+    land on nearly the same one (measured, seeds 0-4: 0.901, 0.880, 0.947, 0.916, 0.862 at
+    phases -61°, -73°, -136°, -68°, -136°), so seeds run two at a time, up to six, until two
+    good runs of different phases exist. Every run must finish; all results are printed
+    (``pytest -s``)."""
     results = {}
     for pair in ((0, 1), (2, 3), (4, 5)):
         runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",

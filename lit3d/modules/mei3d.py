@@ -53,6 +53,7 @@ class MEI3D(pl.LightningModule):
         lr_sigma: Adam learning rate of log σ (defaults to ``lr``).
         lr_decay: ``"cosine"`` anneals the learning rates to 5% over the run's steps (Adam at a
             constant rate keeps jittering around the optimum), ``"none"`` keeps them constant.
+        lr_warmup: steps over which the learning rates ramp up linearly before the decay.
         eval_spp: samples per pixel of validation / final renders.
         restore_best: at the end of ``fit``, go back to the parameters of the training step
             with the highest response (a late fold of the mesh over the receptive field can
@@ -96,6 +97,7 @@ class MEI3D(pl.LightningModule):
         lr: float = 0.01,
         lr_sigma: float | None = None,
         lr_decay: Literal["cosine", "none"] = "cosine",
+        lr_warmup: int = 0,
         eval_spp: int = 64,
         restore_best: bool = True,
         collapse_fraction: float = 0.1,
@@ -130,6 +132,8 @@ class MEI3D(pl.LightningModule):
                              f"{collapse_fraction}, {collapse_patience}")
         if optimizer not in ("adam", "uniform_adam"):
             raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam' or 'uniform_adam'")
+        if lr_warmup < 0:
+            raise ValueError(f"lr_warmup must be >= 0 steps, got {lr_warmup}")
         if lr_decay not in ("cosine", "none"):
             raise ValueError(f"unknown lr_decay {lr_decay!r}; use 'cosine' or 'none'")
         if deformation not in ("rbf", "vertex"):
@@ -301,7 +305,8 @@ class MEI3D(pl.LightningModule):
 
     @property
     def lr_decay_disabled(self) -> bool:
-        return self.hparams.lr_decay == "none"
+        """No learning-rate scheduler (constant rates, no warmup): rollbacks set the rates."""
+        return self.hparams.lr_decay == "none" and self.hparams.lr_warmup == 0
 
     def _base_lrs(self) -> list[float]:
         rates = [self.hparams.lr]
@@ -422,28 +427,37 @@ class MEI3D(pl.LightningModule):
         return build_optimizer(self, self.param_groups(), lambda: float(self.lr_scale))
 
 
-def cosine_factor(step: int, total: int) -> float:
-    """Cosine learning-rate factor from 1 down to 0.05 over ``total`` steps."""
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+def lr_factor(step: int, total: int, warmup: int = 0, decay: str = "cosine") -> float:
+    """Learning-rate factor of step ``step`` of ``total``: linear from 1/``warmup`` up to 1 over
+    the first ``warmup`` steps, then (``decay="cosine"``) cosine from 1 down to 0.05 at step
+    ``total``, or (``"none"``) 1."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay == "none":
+        return 1.0
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def build_optimizer(module: pl.LightningModule, groups: list[dict[str, Any]],
                     lr_scale=lambda: 1.0):
-    """Adam (or uniform Adam) over ``groups`` with the module's ``lr_decay`` schedule (per step;
-    ``lr_scale()`` lets rollbacks rescale the rates the schedule sets)."""
+    """Adam (or uniform Adam) over ``groups`` with the module's ``lr_warmup`` and ``lr_decay``
+    schedule (per step; ``lr_scale()`` lets rollbacks rescale the rates the schedule sets)."""
     if module.hparams.optimizer == "uniform_adam":
         from lit3d.geometry.largesteps import UniformAdam
 
         optimizer = UniformAdam(groups)
     else:
         optimizer = torch.optim.Adam(groups)
-    if module.hparams.lr_decay == "none":
+    decay = module.hparams.lr_decay
+    warmup = int(getattr(module.hparams, "lr_warmup", 0))
+    if decay == "none" and warmup == 0:
         return optimizer
     total = max(int(module.trainer.estimated_stepping_batches), 1)
     start = lr_scale()
 
     def factor(step: int) -> float:
-        return cosine_factor(step, total) * lr_scale() / start
+        return lr_factor(step, total, warmup, decay) * lr_scale() / start
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

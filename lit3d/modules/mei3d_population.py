@@ -39,8 +39,8 @@ class MEI3DPopulation(pl.LightningModule):
         neurons: unit indices (at least one, no repeats).
         renderer: renderer of the batched training and validation renders (every unit also
             keeps a copy for its own final evaluation).
-        mesh, deformation, rbf_sigma, init_noise, lambda_*, lr, lr_sigma, lr_decay, eval_spp,
-        restore_best, optimizer: as :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
+        mesh, deformation, rbf_sigma, init_noise, lambda_*, lr, lr_sigma, lr_decay, lr_warmup,
+        eval_spp, restore_best, optimizer: as :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
     """
 
     headline_metric = "mean_normalized_response"
@@ -63,6 +63,7 @@ class MEI3DPopulation(pl.LightningModule):
         lr: float = 0.01,
         lr_sigma: float | None = None,
         lr_decay: Literal["cosine", "none"] = "cosine",
+        lr_warmup: int = 0,
         eval_spp: int = 64,
         restore_best: bool = True,
         optimizer: Literal["adam", "uniform_adam"] = "adam",
@@ -83,7 +84,7 @@ class MEI3DPopulation(pl.LightningModule):
             response_model, renderer, mesh, deformation=deformation, rbf_sigma=rbf_sigma,
             init_noise=init_noise, lambda_lap=lambda_lap, lambda_edge=lambda_edge,
             lambda_area=lambda_area, lambda_arap=lambda_arap, lr=lr, lr_sigma=lr_sigma,
-            lr_decay=lr_decay, eval_spp=eval_spp, restore_best=restore_best,
+            lr_decay=lr_decay, lr_warmup=lr_warmup, eval_spp=eval_spp, restore_best=restore_best,
             optimizer=optimizer))
 
     def _build_units(self, response_model, renderer, mesh, **settings) -> list[MEI3D]:

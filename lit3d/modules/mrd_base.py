@@ -4,7 +4,8 @@ A reconstruction renders a fixed *target* scene and a *current* scene (the param
 optimized) in the views of a rig datamodule (:mod:`lit3d.data.rig`), compares them by pixels
 (the baseline run) or through a frozen vision network's latents (the metamer run), and every
 validation epoch logs the network's hypersphere similarity and Kendall RSA between the current
-and target latents over all views. The per-epoch ``history`` feeds the run's ``summary.json``
+and target latents over all views (RSA needs 3 views or more: with fewer, ``rsa_tau`` and
+``rsa_p`` are ``None``). The per-epoch ``history`` feeds the run's ``summary.json``
 (:func:`lit3d.metrics.metamer.metamer_summary`, the metamer criterion against a baseline run).
 
 Subclasses implement :meth:`render_target` and :meth:`render_current`.
@@ -139,17 +140,20 @@ class MRDReconstruction(pl.LightningModule):
         record: dict[str, Any] = {"epoch": int(self.current_epoch), "pixel_mae": float(mae)}
         if self.model is not None:
             similarity = self.similarity.compute()
-            rsa = self.rsa.compute()
+            # RSA compares the views' similarity matrices: it needs 3 views (2 pairs) or more.
+            rsa = self.rsa.compute() if len(self.rig()) >= 3 else None
             per_view = self.all_gather(self._val_per_view)
             if per_view.ndim == 2:  # (world, N): each view measured on one rank
                 per_view = per_view.nan_to_num(float("-inf")).max(dim=0).values
             self.similarity.reset()
             self.rsa.reset()
             self.log("val/similarity", similarity)
-            self.log("val/rsa_tau", rsa["tau"])
-            self.log("val/rsa_p", rsa["p_value"])
             record.update(similarity=float(similarity), per_view=per_view.tolist(),
-                          rsa_tau=float(rsa["tau"]), rsa_p=float(rsa["p_value"]))
+                          rsa_tau=None, rsa_p=None)
+            if rsa is not None:
+                self.log("val/rsa_tau", rsa["tau"])
+                self.log("val/rsa_p", rsa["p_value"])
+                record.update(rsa_tau=float(rsa["tau"]), rsa_p=float(rsa["p_value"]))
         if not self.trainer.sanity_checking:
             self.history = [h for h in self.history if h["epoch"] != record["epoch"]]
             self.history.append(record)
