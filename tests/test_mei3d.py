@@ -7,7 +7,7 @@ import torch
 from lit3d.data.datamodule import ViewsDataModule
 from lit3d.geometry.primitives import Sheet
 from lit3d.models.cells import SimpleCell
-from lit3d.modules.mei3d import MEI3D
+from lit3d.modules.mei3d import MEI3D, lr_factor
 from lit3d.render.mitsuba import MitsubaRenderer
 
 
@@ -170,8 +170,6 @@ def test_optimizer_choice():
 
 
 def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine():
-    from lit3d.modules.mei3d import lr_factor
-
     assert lr_factor(0, 100, warmup=10) == pytest.approx(0.1)
     assert lr_factor(4, 100, warmup=10) == pytest.approx(0.5)
     assert lr_factor(10, 100, warmup=10) == pytest.approx(1.0)
@@ -195,3 +193,31 @@ def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine():
         for step, rates in enumerate(seen):
             factor = lr_factor(step, 10, warmup=4, decay=decay)
             assert rates == pytest.approx([0.01 * factor, 0.02 * factor]), (decay, step)
+
+
+@pytest.mark.parametrize("decay", ["none", "cosine"])
+def test_rollback_halves_the_rates_with_and_without_a_schedule(decay):
+    """A rollback at the end of step 0 halves the rates from step 1 on, constant ones (no
+    scheduler) and scheduled ones (the scheduler's factor carries ``lr_scale``)."""
+    seen = []
+
+    class Collapse(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append([group["lr"] for group in trainer.optimizers[0].param_groups])
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if batch_idx == 0:
+                with pytest.warns(UserWarning, match="rolled back"):
+                    assert module.check_collapse(0.0)
+
+    pl.seed_everything(0)
+    module = tiny_module(lr=0.01, lr_sigma=0.02, lr_decay=decay, collapse_fraction=0.5,
+                         collapse_patience=1)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Collapse()])
+    trainer.fit(module, datamodule=ViewsDataModule(steps_per_epoch=3))
+    assert float(module.lr_scale) == 0.5 and module.rollbacks == 1
+    assert bool(trainer.lr_scheduler_configs) == (decay == "cosine")
+    assert len(seen) == 3
+    for step, rates in enumerate(seen):
+        factor = lr_factor(step, 3, decay=decay) * (0.5 if step >= 1 else 1.0)
+        assert rates == pytest.approx([0.01 * factor, 0.02 * factor]), step

@@ -290,23 +290,16 @@ class MEI3D(pl.LightningModule):
         self._load_stimulus_state(self._best_state)
         self.lr_scale.mul_(0.5)
         optimizers = self.trainer.optimizers if self._trainer is not None else []
-        for optimizer in optimizers:
+        for optimizer in optimizers:  # halved now; a schedule's factor keeps lr_scale after
             optimizer.state.clear()
-        if self.lr_decay_disabled and optimizers:
-            for optimizer in optimizers:
-                for group, base in zip(optimizer.param_groups, self._base_lrs()):
-                    group["lr"] = base * float(self.lr_scale)
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
         warnings.warn(
             f"response collapsed to {response:.4g} (best {best:.4g}) for "
             f"{self.hparams.collapse_patience} steps at step {self.global_step}: rolled back to "
             f"the best parameters, learning rates x{float(self.lr_scale):g}", stacklevel=1)
         self.log("train/rollbacks", float(self.rollbacks))
         return True
-
-    @property
-    def lr_decay_disabled(self) -> bool:
-        """No learning-rate scheduler (constant rates, no warmup): rollbacks set the rates."""
-        return self.hparams.lr_decay == "none" and self.hparams.lr_warmup == 0
 
     def _base_lrs(self) -> list[float]:
         rates = [self.hparams.lr]
@@ -450,7 +443,7 @@ def build_optimizer(module: pl.LightningModule, groups: list[dict[str, Any]],
     else:
         optimizer = torch.optim.Adam(groups)
     decay = module.hparams.lr_decay
-    warmup = int(getattr(module.hparams, "lr_warmup", 0))
+    warmup = int(module.hparams.lr_warmup)
     if decay == "none" and warmup == 0:
         return optimizer
     total = max(int(module.trainer.estimated_stepping_batches), 1)
