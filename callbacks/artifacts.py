@@ -1,15 +1,16 @@
 """``FitArtifacts``: what every finished fit leaves in its log dir.
 
 Files: ``mesh.ply`` (final mesh; ``mesh_<name>.ply`` for each of a module's ``meshes()``),
-``render.png`` (final stimulus as the model saw it, sRGB),
-``mesh_oblique.png`` (the same mesh from an oblique camera, to show its 3D shape), ``curves.png``
-(loss and response per step), ``metrics.json`` (final metrics) and, for modules whose
-``final_evaluation`` returns a ``"summary"`` dict, ``summary.json``. The headline metric is printed as
-the run's last line, e.g. ``normalized_response=0.934``.
+``render.png`` (final stimulus as the model saw it, sRGB), for modules whose stimuli are objects
+(:class:`~lit3d.modules.protocols.ShowsObjects`, the 3D-MEIs) ``object.png`` and
+``turntable.webp`` (the whole object from around it), ``curves.png`` (loss and response per
+step), ``metrics.json`` (final metrics) and, for modules whose ``final_evaluation`` returns a
+``"summary"`` dict, ``summary.json``. The headline metric (and the module's
+``headline_extras``) is printed as the run's last line, e.g.
+``normalized_response=0.934 self_intersections=0.000 area_ratio=1.652``.
 
 A module takes part by implementing ``final_evaluation() -> dict`` (floats, plus optional
-``"images"`` (B, 3, H, W) and ``"oblique_images"``) and ``current_mesh()``, and by naming its
-``headline_metric``.
+``"images"`` (B, 3, H, W)) and ``current_mesh()``, and by naming its ``headline_metric``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
+
+from lit3d.modules.protocols import ShowsObjects
 
 
 def linear_to_srgb(images: Tensor) -> Tensor:
@@ -87,11 +90,16 @@ class FitArtifacts(pl.Callback):
     Args:
         upscale: nearest-neighbour magnification of the saved renders.
         mesh_format: suffix of the saved mesh (``ply``, ``obj``, ``glb``).
+        object_size, turntable_size, object_spp: pixels of the object figure's panels and of
+            the turntable's frames, and their samples per pixel (the turntable uses half).
     """
 
-    def __init__(self, upscale: int = 4, mesh_format: str = "ply"):
+    def __init__(self, upscale: int = 4, mesh_format: str = "ply", object_size: int = 512,
+                 turntable_size: int = 320, object_spp: int = 32):
         self.upscale = upscale
         self.mesh_format = mesh_format
+        self.object_size, self.turntable_size = int(object_size), int(turntable_size)
+        self.object_spp = int(object_spp)
         self.steps: list[int] = []
         self.history: dict[str, list[float]] = {}
         self._start = time.time()
@@ -120,11 +128,11 @@ class FitArtifacts(pl.Callback):
         pl_module.train(was_training)
         summary = results.pop("summary", None)
         images = results.pop("images", None)
-        oblique = results.pop("oblique_images", None)
         if images is not None:
             save_image(out / "render.png", images[0], self.upscale)
-        if oblique is not None:
-            save_image(out / "mesh_oblique.png", oblique[0], self.upscale)
+        if isinstance(pl_module, ShowsObjects):
+            pl_module.write_object_figures(out, results, self.object_size, self.turntable_size,
+                                           self.object_spp)
         if hasattr(pl_module, "meshes"):  # one mesh per unit (MEI3DPopulation)
             from lit3d.geometry.io import save_mesh
 
@@ -149,4 +157,5 @@ class FitArtifacts(pl.Callback):
         headline = getattr(pl_module, "headline_metric", None)
         if headline in results:
             print(f"artifacts written to {out}", flush=True)
-            print(f"{headline}={results[headline]:.3f}", flush=True)
+            extras = [k for k in getattr(pl_module, "headline_extras", ()) if k in results]
+            print(" ".join(f"{k}={results[k]:.3f}" for k in (headline, *extras)), flush=True)

@@ -103,11 +103,20 @@ def test_fit_writes_artifacts_and_prints_the_normalized_response_last(tmp_path):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("normalized_response=")
     run = tmp_path / "mei3d_simple_cell" / "version_0"
-    for name in ("mesh.ply", "render.png", "mesh_oblique.png", "curves.png", "metrics.json",
-                 "config.yaml", "metrics.csv"):
+    for name in ("mesh.ply", "render.png", "object.png", "turntable.webp", "curves.png",
+                 "metrics.json", "config.yaml", "metrics.csv"):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["normalized_response"] == pytest.approx(float(last.split("=")[1]), abs=5e-4)
+    printed = dict(item.split("=") for item in last.split())
+    assert set(printed) == {"normalized_response", "self_intersections", "area_ratio"}
+    for key, value in printed.items():
+        assert metrics[key] == pytest.approx(float(value), abs=5e-4), key
+    from PIL import Image
+
+    with Image.open(run / "object.png") as figure:
+        assert figure.width >= 4 * 512 and figure.height >= 512
+    with Image.open(run / "turntable.webp") as animation:
+        assert animation.n_frames == 36
     assert metrics["steps"] == 3 and metrics["num_vertices"] == 81
     import trimesh
 

@@ -39,6 +39,7 @@ def test_cli_export_writes_meshes_renders_and_a_sidecar_that_rerenders_them(tmp_
     assert len(sidecar["renders"]) == 4  # 2 poses x 2 lights
     assert sidecar["renderer"]["init_args"]["image_size"] == 40
     assert sidecar["neuron"] == 0
+    assert sidecar["plausibility"]["self_intersections"] == 0.0
     for fmt in ("obj", "ply", "glb"):
         loaded = trimesh.load(out / f"mesh.{fmt}", force="mesh", process=False)
         assert np.allclose(loaded.vertices, vertices.numpy(), atol=1e-6), fmt
@@ -73,3 +74,33 @@ def test_bad_pose_list_is_one_line(tmp_path):
         timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("lit3d export: error: bad --poses")
+
+
+def test_export_refuses_a_self_intersecting_mesh_unless_allowed(tmp_path):
+    """A mesh that passes through itself is not a physical object: one line, exit 2, nothing
+    written; ``--allow-self-intersections`` exports it and the sidecar says how bad it is."""
+    from lit3d.geometry.primitives import IcoSphere
+
+    sphere = IcoSphere(2).build()
+    rotation = torch.tensor(trimesh.transformations.random_rotation_matrix(
+        rand=np.array([0.3, 0.6, 0.1]))[:3, :3], dtype=torch.float32)
+    vertices = torch.cat([sphere.vertices, sphere.vertices @ rotation.T + torch.tensor(
+        [0.7, 0.2, 0.1])]) * 0.5
+    faces = torch.cat([sphere.faces, sphere.faces + sphere.vertices.shape[0]])
+    mesh = save_mesh(tmp_path / "knot.ply", vertices, faces)
+    command = [sys.executable, "-m", "lit3d", "export", "--config",
+               "configs/mei3d_simple_cell.yaml", "--mesh", str(mesh), "--image_size", "16",
+               "--spp", "2"]
+    refused = subprocess.run(command + ["--out", str(tmp_path / "refused")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("lit3d export: error: the stimulus passes through itself"), last
+    assert not (tmp_path / "refused").exists()
+    allowed = subprocess.run(command + ["--out", str(tmp_path / "allowed"),
+                                        "--allow-self-intersections"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    measures = json.loads((tmp_path / "allowed" / "stimulus.json").read_text())["plausibility"]
+    assert measures["self_intersections"] > 0 and "extent_over_view" in measures
+    assert "area_ratio" not in measures  # not a deformation of the config's initial sheet

@@ -81,7 +81,9 @@ def fit(module, folder, tag, steps=4, **trainer_options):
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0,
                          default_root_dir=folder,
-                         callbacks=[Recorder(str(folder), tag), FitArtifacts()],
+                         callbacks=[Recorder(str(folder), tag),
+                                    FitArtifacts(object_size=48, turntable_size=32,
+                                                 object_spp=2)],
                          **trainer_options)
     trainer.fit(module, datamodule=ViewsDataModule(steps_per_epoch=steps))
     return trainer
@@ -98,13 +100,19 @@ def test_every_unit_is_optimized_as_on_its_own_and_gets_its_artifacts(tmp_path):
     assert int(pop.units[0].render_seed) == int(alone.render_seed)
     torch.testing.assert_close(pop.units[0].deformation.offsets, alone.deformation.offsets,
                                rtol=0, atol=1e-6)
-    for name in ("mesh_neuron_0.ply", "mesh_neuron_1.ply", "mesh_neuron_2.ply", "render.png",
-                 "metrics.json"):
+    for n in range(3):
+        for name in (f"mesh_neuron_{n}.ply", f"object_neuron_{n}.png",
+                     f"turntable_neuron_{n}.webp"):
+            assert (tmp_path / name).is_file(), name
+    for name in ("render.png", "metrics.json"):
         assert (tmp_path / name).is_file(), name
     import json
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["neurons"] == [0, 1, 2] and len(metrics["normalized_responses"]) == 3
+    assert len(metrics["units"]) == 3
+    assert metrics["self_intersections"] == max(u["self_intersections"] for u in metrics["units"])
+    assert metrics["area_ratio"] == max(u["area_ratio"] for u in metrics["units"])
     assert metrics["mean_normalized_response"] == pytest.approx(
         sum(metrics["normalized_responses"]) / 3)
 
@@ -130,3 +138,20 @@ def test_neurons_are_checked():
             MEI3DPopulation(cell(), neurons=bad)
     with pytest.raises(ValueError, match="neuron 7 out of range"):
         MEI3DPopulation(cell(), neurons=[0, 7])
+
+
+def test_guarded_units_stay_admissible_each_on_its_own(tmp_path):
+    """With the step guard, every unit's mesh stays free of self-intersections and within the
+    area bound even at a learning rate that crumples unguarded sheets."""
+    from lit3d.metrics.plausibility import plausibility
+
+    pl.seed_everything(0)
+    settings = {**SETTINGS, "lr": 0.05}
+    pop = MEI3DPopulation(cell(), neurons=[0, 1, 2], renderer=MitsubaRenderer(image_size=24,
+                          spp=2), prevent_self_intersections=True, max_area_ratio=3.0,
+                          **settings)
+    fit(pop, tmp_path, "guarded", steps=15)
+    for unit in pop.units:
+        measures = plausibility(unit.vertices(), unit.faces, unit.rest_vertices)
+        assert measures["self_intersections"] == 0.0 and measures["area_ratio"] <= 3.0
+        assert (unit.vertices() - unit.rest_vertices).abs().max() > 0.01  # it did move

@@ -96,6 +96,9 @@ def export_parser() -> argparse.ArgumentParser:
                             "(lit3d.analysis.export).", "stimulus")
     parser.add_argument("--image_size", type=int, default=None,
                         help="render resolution (default: the config's)")
+    parser.add_argument("--allow-self-intersections", action="store_true",
+                        help="export a mesh that passes through itself (refused otherwise: "
+                        "it is not a physical object)")
     parser.add_argument("--poses", default="0,0", help="object poses 'az,el;az,el' (deg)")
     parser.add_argument("--lights", default=None, help="light directions 'az,el;az,el' on the "
                         "camera's forward hemisphere (deg; default: the config's light)")
@@ -174,6 +177,7 @@ def export(argv: list[str] | None = None) -> Path:
 
     from lit3d.analysis.export import export_stimulus
     from lit3d.analysis.tuning import check_light_elevations
+    from lit3d.metrics.plausibility import plausibility
 
     args = export_parser().parse_args(argv)
     poses = parse_pairs(args.poses, "--poses")
@@ -181,6 +185,13 @@ def export(argv: list[str] | None = None) -> Path:
     if lights:
         check_light_elevations([e for _, e in lights])
     module, vertices, faces, view, spp = load_fitted(args)
+    rest = module.rest_vertices if module.rest_vertices.shape == vertices.shape else None
+    measures = plausibility(vertices, faces, rest, view)
+    if measures["self_intersections"] > 0 and not args.allow_self_intersections:
+        raise InputError(
+            f"the stimulus passes through itself ({measures['self_intersections']:.1%} of its "
+            "faces intersect others): not a physical object; --allow-self-intersections "
+            "exports it anyway")
     renderer = copy.deepcopy(module.renderer)
     if args.image_size is not None:
         if args.image_size < 1:
@@ -188,7 +199,8 @@ def export(argv: list[str] | None = None) -> Path:
         renderer.image_size = int(args.image_size)
     path = export_stimulus(args.out, vertices, faces, renderer, view, poses, lights, spp=spp,
                            seed=args.seed, extra={"config": str(args.config),
-                                                  "neuron": int(module.hparams.neuron)})
+                                                  "neuron": int(module.hparams.neuron),
+                                                  "plausibility": measures})
     print(f"stimulus written to {path.parent} ({path.name})", flush=True)
     return path
 

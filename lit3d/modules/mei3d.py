@@ -1,23 +1,30 @@
 """``MEI3D``: deform a mesh so that a modeled neuron's response to its render is maximal.
 
 Loss (3D-MEI paper, eq. in Methods): ``-f(R(M)) + λ_lap L_lap + λ_edge L_edge + λ_area L_area
-+ λ_arap L_arap``, minimized with Adam over the RBF offsets and scales (or free vertex offsets).
-The module only composes: geometry (:mod:`lit3d.geometry`), renderer (:mod:`lit3d.render`) and
-response model (:mod:`lit3d.models`), each owning its own idea.
++ λ_arap L_arap`` (plus, optionally, ``λ_repulsion`` × a barrier between parts of the surface
+that approach each other), minimized with Adam over the RBF offsets and scales (or free vertex
+offsets). Every step is then undone where it would make the surface pass through itself or grow
+beyond ``max_area_ratio`` (:mod:`lit3d.geometry.feasibility`), so the stimulus stays an object
+that could be made. The module only composes: geometry (:mod:`lit3d.geometry`), renderer
+(:mod:`lit3d.render`), response model (:mod:`lit3d.models`) and plausibility measures
+(:mod:`lit3d.metrics.plausibility`), each owning its own idea.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+from lightning.pytorch.core.optimizer import LightningOptimizer
 import torch
 from torch import Tensor
 
-from lit3d.data.views import Views, orbit_views, overhead_views
+from lit3d.data.views import Views, overhead_views
 from lit3d.geometry.colors import VertexColors, color_smoothness
+from lit3d.geometry.feasibility import Admissible, forget_undone, keep_admissible
 from lit3d.geometry.mesh import Mesh, validate_mesh
 from lit3d.geometry.primitives import MeshSource, Sheet
 from lit3d.geometry.rbf import RBFDeformation, VertexOffsets
@@ -28,7 +35,9 @@ from lit3d.geometry.regularizers import (
     face_area_loss,
     laplacian_loss,
 )
-from lit3d.geometry.topology import edges_from_faces
+from lit3d.geometry.repulsion import repulsion_energy
+from lit3d.geometry.topology import boundary_vertices, edges_from_faces, vertex_normals
+from lit3d.metrics.plausibility import plausibility
 from lit3d.models.base import ResponseModel
 from lit3d.render.base import Renderer
 
@@ -48,6 +57,9 @@ class MEI3D(pl.LightningModule):
             or ``"vertex"`` (free per-vertex offsets).
         rbf_sigma: initial σ_k, in units of the initial mesh's mean edge length.
         init_noise: std of the random initial offsets, in mean edge lengths (seeds differ).
+            The offsets point along the initial mesh's normals, so a smooth initial mesh stays
+            free of self-intersections (3D offsets of 0.5 edge lengths, σ = 3, pierced 10% of
+            a sheet's faces, measured).
         lambda_lap, lambda_edge, lambda_area, lambda_arap: regularizer weights (>= 0).
         lr: Adam learning rate of the offsets (world units per step, roughly).
         lr_sigma: Adam learning rate of log σ (defaults to ``lr``).
@@ -76,10 +88,28 @@ class MEI3D(pl.LightningModule):
             the uniform albedo) for comparison.
         lr_color: Adam learning rate of the colour logits.
         lambda_color: weight of the colour field's smoothness (uniform Laplacian of colours).
+        prevent_self_intersections: after every optimizer step, undo the step where the mesh
+            it makes has faces passing through others (the kernels that reach them, then, if
+            that is not enough, the whole step halved; Adam's moments of the undone entries
+            reset), so the stimulus stays a surface that could exist
+            (:func:`~lit3d.geometry.feasibility.keep_admissible`). The initial mesh's own
+            self-intersections, if any, are tolerated, new ones are not.
+        max_area_ratio: the same undoing keeps the surface area at most this multiple of the
+            initial mesh's (``None``: unbounded growth).
+        backtrack_halvings: how many halvings of a step are tried when undoing it locally does
+            not suffice.
+        lambda_repulsion: weight of the repulsion barrier between parts of the surface that
+            approach each other (:mod:`lit3d.geometry.repulsion`): it keeps folds and pleats
+            open, so fewer steps need undoing.
+        repulsion_distance: the barrier's range, in mean edge lengths of the initial mesh.
+        hold_boundary: keep the boundary vertices of an open initial mesh (a sheet's rim) where
+            they are, like a relief on a fixed frame.
     """
 
     #: The metric ``FitArtifacts`` prints as the run's last line.
     headline_metric = "normalized_response"
+    #: Printed after it on the same line: the stimulus' physical plausibility.
+    headline_extras = ("self_intersections", "area_ratio")
 
     def __init__(
         self,
@@ -106,6 +136,12 @@ class MEI3D(pl.LightningModule):
         color: bool = False,
         lr_color: float = 0.05,
         lambda_color: float = 0.1,
+        prevent_self_intersections: bool = True,
+        max_area_ratio: float | None = 3.0,
+        backtrack_halvings: int = 4,
+        lambda_repulsion: float = 0.0,
+        repulsion_distance: float = 2.0,
+        hold_boundary: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -113,8 +149,15 @@ class MEI3D(pl.LightningModule):
             value = getattr(self.hparams, f"lambda_{name}")
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"lambda_{name} must be a finite number >= 0, got {value}")
-        if lambda_color < 0 or not math.isfinite(lambda_color):
-            raise ValueError(f"lambda_color must be a finite number >= 0, got {lambda_color}")
+        for name in ("lambda_color", "lambda_repulsion"):
+            value = getattr(self.hparams, name)
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if max_area_ratio is not None and not max_area_ratio > 1:
+            raise ValueError(f"max_area_ratio must be > 1 (or null), got {max_area_ratio}")
+        if backtrack_halvings < 0 or not repulsion_distance > 0:
+            raise ValueError(f"need backtrack_halvings >= 0 and repulsion_distance > 0, got "
+                             f"{backtrack_halvings}, {repulsion_distance}")
         if lr <= 0 or (lr_sigma is not None and lr_sigma <= 0) or lr_color <= 0:
             raise ValueError("learning rates must be > 0")
         if rbf_sigma <= 0 or init_noise < 0 or eval_spp < 1:
@@ -151,11 +194,21 @@ class MEI3D(pl.LightningModule):
         self.register_buffer("edges", edges)
         scale = float(edge_lengths(rest.vertices, edges).mean())
         self.mean_edge_length = scale
+        moving = torch.ones(rest.vertices.shape[0], 1)
+        if hold_boundary:
+            moving[boundary_vertices(rest.faces, rest.vertices.shape[0])] = 0.0
+        self.register_buffer("moving", moving, persistent=False)
+        self._admissible: Admissible | None = None
         if deformation == "rbf":
             self.deformation = RBFDeformation(rest.vertices, sigma=rbf_sigma * scale,
                                               offset_std=init_noise * scale)
         else:
             self.deformation = VertexOffsets(rest.vertices, offset_std=init_noise * scale)
+        if init_noise > 0:
+            normals = vertex_normals(rest.vertices, rest.faces)
+            with torch.no_grad():
+                offsets = self.deformation.offsets
+                offsets.copy_((offsets * normals).sum(-1, keepdim=True) * normals)
         self.color = (VertexColors(rest.vertices.shape[0], getattr(renderer, "albedo", 0.8))
                       if color else None)
         # Per-run offset of the render seeds: fresh noise every step, different for every seed.
@@ -183,7 +236,10 @@ class MEI3D(pl.LightningModule):
         return self.deformation.rest_vertices
 
     def vertices(self) -> Tensor:
-        """(V, 3) current deformed vertices, world units."""
+        """(V, 3) current deformed vertices, world units (the rim kept in place with
+        ``hold_boundary``)."""
+        if self.hparams.hold_boundary:
+            return self.rest_vertices + self.moving * self.deformation.displacement()
         return self.deformation()
 
     def current_mesh(self) -> Mesh:
@@ -194,14 +250,18 @@ class MEI3D(pl.LightningModule):
         return None if self.color is None else self.color()
 
     def regularizers(self, vertices: Tensor) -> dict[str, Tensor]:
-        """The four Appendix-B regularizers of ``vertices`` (V, 3), each a scalar, and with
-        ``color`` on the colour field's smoothness (``"color"``)."""
+        """The four Appendix-B regularizers of ``vertices`` (V, 3), each a scalar, with
+        ``lambda_repulsion > 0`` the repulsion barrier (``"repulsion"``), and with ``color`` on
+        the colour field's smoothness (``"color"``)."""
         regs = {
             "lap": laplacian_loss(vertices, self.edges),
             "edge": edge_length_loss(vertices, self.edges),
             "area": face_area_loss(vertices, self.faces),
             "arap": arap_direction_loss(vertices, self.rest_vertices, self.edges),
         }
+        if self.hparams.lambda_repulsion > 0:
+            d = self.hparams.repulsion_distance * self.mean_edge_length
+            regs["repulsion"] = repulsion_energy(vertices, self.rest_vertices, d)
         if self.color is not None:
             regs["color"] = color_smoothness(self.colors(), self.edges)
         return regs
@@ -327,6 +387,73 @@ class MEI3D(pl.LightningModule):
         if self.hparams.restore_best and self._best_state is not None:
             self._load_stimulus_state(self._best_state)
 
+    # -- admissible steps ----------------------------------------------------------------------
+    @property
+    def guarded(self) -> bool:
+        """Whether optimizer steps are cut back to admissible meshes."""
+        return bool(self.hparams.prevent_self_intersections
+                    or self.hparams.max_area_ratio is not None)
+
+    def geometry_parameters(self) -> list[Tensor]:
+        """The parameters that move the mesh (not the colours)."""
+        return [p for p in self.deformation.parameters()]
+
+    def admissible(self) -> Admissible:
+        """The admissibility test of this unit's meshes, its tolerances taken from the mesh
+        as it is at the first call (the initial mesh, or a resumed one)."""
+        if self._admissible is None:
+            self._admissible = Admissible(self.faces, self.rest_vertices,
+                                          intersections=self.hparams.prevent_self_intersections,
+                                          max_area_ratio=self.hparams.max_area_ratio)
+            with torch.no_grad():
+                self._admissible.reference(self.vertices())
+        return self._admissible
+
+    def reach(self, vertices: Tensor, widen: float = 1.0) -> Tensor:
+        """(V,) bool vertices -> (K,) bool kernels that move them: RBF kernels whose centre
+        lies within ``3 widen`` σ_k of one of them on the initial mesh (free offsets: the
+        vertices within ``widen - 1`` mean edge lengths)."""
+        rest = self.rest_vertices
+        d = torch.cdist(rest, rest[vertices.to(rest.device)]).min(dim=1).values
+        if not isinstance(self.deformation, RBFDeformation):
+            return d <= (widen - 1) * self.mean_edge_length + 1e-9
+        return d < 3.0 * widen * self.deformation.sigma.detach()
+
+    def keep_admissible(self, before: list[Tensor]) -> Tensor:
+        """Undoes the step that moved :meth:`geometry_parameters` from ``before`` where its mesh
+        is not admissible (:func:`~lit3d.geometry.feasibility.keep_admissible`); returns the
+        (K,) fraction of the step each kernel kept."""
+        test = self.admissible()
+        with torch.no_grad():
+            kept = keep_admissible(self.geometry_parameters(), before,
+                                   lambda: test.violation(self.vertices()), self.reach,
+                                   halvings=self.hparams.backtrack_halvings)
+        return kept
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        if not self.guarded:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.admissible()
+        before = [p.detach().clone() for p in self.geometry_parameters()]
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        kept = self.keep_admissible(before)
+        inner = optimizer.optimizer if isinstance(optimizer, LightningOptimizer) else optimizer
+        forget_undone(inner, self.geometry_parameters(), kept < 1)
+        self.log("train/step_kept", kept.mean())
+
+    def plausibility(self, views: Views | None = None) -> dict[str, Any]:
+        """Physical plausibility of the current mesh
+        (:func:`~lit3d.metrics.plausibility.plausibility`, against the initial mesh and the
+        first of ``views``, by default the evaluation views)."""
+        with torch.no_grad():
+            return plausibility(self.vertices(), self.faces, self.rest_vertices,
+                                views or self._evaluation_views())
+
+    def on_train_epoch_end(self) -> None:
+        measures = self.plausibility()
+        for key in ("self_intersections", "area_ratio", "extent_over_view", "in_view_fraction"):
+            self.log(f"plausibility/{key}", float(measures[key]))
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mei3d_best_state"] = self._best_state
 
@@ -372,7 +499,8 @@ class MEI3D(pl.LightningModule):
     def final_evaluation(self, views: Views | None = None, num_seeds: int = 4) -> dict[str, Any]:
         """Headline metrics of the current mesh: the unit's response to the evaluation views
         (default: the datamodule's canonical views) averaged over ``num_seeds`` renders at
-        ``eval_spp``. Also returns the first render and an oblique render, (B, 3, H, W)."""
+        ``eval_spp``, and the mesh's plausibility measures (:meth:`plausibility`). Also returns
+        the first render, (B, 3, H, W)."""
         vertices = self.vertices()
         views = (views or self._evaluation_views()).to(vertices.device)
         responses, images = [], None
@@ -388,10 +516,8 @@ class MEI3D(pl.LightningModule):
                                                    shape_only=True)[1].mean()
                                       for s in range(num_seeds)]).mean()
             extra = {"normalized_response_shape_only": float(self.normalized(shape_only))}
-        distance = float(views.camera_position[0].norm())
-        oblique = orbit_views(-60.0, 35.0, distance, float(views.fov_deg[0]),
-                              float(views.light_intensity[0])).to(vertices.device)
         return {
+            **self.plausibility(views),
             "response": float(response),
             "normalized_response": float(self.normalized(response)),
             "optimal_response": float(self.optimal_response),
@@ -399,10 +525,30 @@ class MEI3D(pl.LightningModule):
             "num_vertices": int(vertices.shape[0]),
             "num_faces": int(self.faces.shape[0]),
             "images": images,
-            "oblique_images": self.renderer(vertices, self.faces, oblique, seed=0,
-                                            spp=self.hparams.eval_spp, colors=self.colors()),
             **extra,
         }
+
+    def write_object_figures(self, out: Path, results: dict[str, Any], size: int = 512,
+                             turntable_size: int = 320, spp: int = 32, suffix: str = "",
+                             views: Views | None = None) -> list[Path]:
+        """``object{suffix}.png`` (the model's view beside three views of the whole object,
+        ``size`` pixels each) and ``turntable{suffix}.webp`` (36 frames around it), see
+        :mod:`lit3d.analysis.object_figure`; titled with ``results``' normalized response and
+        plausibility; ``views``: the fit's views (default: the evaluation views)."""
+        from lit3d.analysis.object_figure import object_figure, turntable
+
+        with torch.no_grad():
+            vertices, colors = self.vertices().detach(), self.colors()
+        view = (views or self._evaluation_views())[:1]
+        title = (f"3D-MEI of unit {self.hparams.neuron}: normalized response "
+                 f"{results.get('normalized_response', float('nan')):.3f}, self-intersecting "
+                 f"faces {results.get('self_intersections', float('nan')):.3f}, area "
+                 f"x{results.get('area_ratio', float('nan')):.2f} of the initial mesh")
+        return [object_figure(Path(out) / f"object{suffix}.png", self.renderer, vertices,
+                              self.faces, view, title=title, size=size, spp=spp, colors=colors),
+                turntable(Path(out) / f"turntable{suffix}.webp", self.renderer, vertices,
+                          self.faces, view, size=turntable_size, spp=max(spp // 2, 1),
+                          colors=colors)]
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups: the offsets (``lr``), for RBF log σ (``lr_sigma``), and

@@ -11,19 +11,24 @@ rank's loss is multiplied by ``R`` and touches the other units' parameters with 
 after the all-reduce every unit's gradient is exactly the one its rank computed, and every rank
 holds every unit's parameters (rank 0 writes all the artifacts). The per-unit responses are
 gathered across ranks each step, so every rank keeps the same best parameters of each unit.
-Collapse rollback (``MEI3D.collapse_fraction``) is off here.
+Collapse rollback (``MEI3D.collapse_fraction``) is off here. With
+``prevent_self_intersections`` / ``max_area_ratio`` every unit's step is cut back to an
+admissible mesh after the (all-reduced) optimizer step, on every rank alike.
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
 from lit3d.data.views import Views
+from lit3d.geometry.feasibility import forget_undone
 from lit3d.geometry.mesh import Mesh
 from lit3d.geometry.primitives import MeshSource
 from lit3d.models.base import ResponseModel
@@ -40,10 +45,14 @@ class MEI3DPopulation(pl.LightningModule):
         renderer: renderer of the batched training and validation renders (every unit also
             keeps a copy for its own final evaluation).
         mesh, deformation, rbf_sigma, init_noise, lambda_*, lr, lr_sigma, lr_decay, lr_warmup,
-        eval_spp, restore_best, optimizer: as :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
+        eval_spp, restore_best, optimizer, prevent_self_intersections, max_area_ratio,
+        backtrack_halvings, lambda_repulsion, repulsion_distance, hold_boundary: as
+        :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
     """
 
     headline_metric = "mean_normalized_response"
+    #: Printed after it: the largest of the units' values.
+    headline_extras = ("self_intersections", "area_ratio")
     #: Every rank renders its units in every view (``ViewsDataModule`` does not shard them).
     replicate_views = True
 
@@ -67,6 +76,12 @@ class MEI3DPopulation(pl.LightningModule):
         eval_spp: int = 64,
         restore_best: bool = True,
         optimizer: Literal["adam", "uniform_adam"] = "adam",
+        prevent_self_intersections: bool = True,
+        max_area_ratio: float | None = 3.0,
+        backtrack_halvings: int = 4,
+        lambda_repulsion: float = 0.0,
+        repulsion_distance: float = 2.0,
+        hold_boundary: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -85,7 +100,10 @@ class MEI3DPopulation(pl.LightningModule):
             init_noise=init_noise, lambda_lap=lambda_lap, lambda_edge=lambda_edge,
             lambda_area=lambda_area, lambda_arap=lambda_arap, lr=lr, lr_sigma=lr_sigma,
             lr_decay=lr_decay, lr_warmup=lr_warmup, eval_spp=eval_spp, restore_best=restore_best,
-            optimizer=optimizer))
+            optimizer=optimizer, prevent_self_intersections=prevent_self_intersections,
+            max_area_ratio=max_area_ratio, backtrack_halvings=backtrack_halvings,
+            lambda_repulsion=lambda_repulsion, repulsion_distance=repulsion_distance,
+            hold_boundary=hold_boundary))
 
     def _build_units(self, response_model, renderer, mesh, **settings) -> list[MEI3D]:
         """One MEI3D per neuron. LightningCLI hands the hyperparameters of the module it builds
@@ -198,6 +216,29 @@ class MEI3DPopulation(pl.LightningModule):
             if self.hparams.restore_best and unit._best_state is not None:
                 unit.deformation.load_state_dict(unit._best_state)
 
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        guarded = [unit for unit in self.units if unit.guarded]
+        if not guarded:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        for unit in guarded:
+            unit.admissible()
+        before = [[p.detach().clone() for p in unit.geometry_parameters()] for unit in guarded]
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        inner = optimizer.optimizer if isinstance(optimizer, LightningOptimizer) else optimizer
+        kept = []
+        for unit, values in zip(guarded, before):
+            unit_kept = unit.keep_admissible(values)
+            forget_undone(inner, unit.geometry_parameters(), unit_kept < 1)
+            kept.append(unit_kept.mean())
+        self.log("train/step_kept", torch.stack(kept).mean())
+
+    def on_train_epoch_end(self) -> None:
+        measures = [unit.plausibility(self._views()) for unit in self.units]
+        for key in ("self_intersections", "area_ratio"):
+            for n, m in zip(self.neurons, measures):
+                self.log(f"plausibility/{key}/{n}", float(m[key]))
+            self.log(f"plausibility/max_{key}", max(float(m[key]) for m in measures))
+
     def configure_optimizers(self):
         groups = [group for unit in self.units for group in unit.param_groups()]
         return build_optimizer(self, groups)
@@ -225,18 +266,34 @@ class MEI3DPopulation(pl.LightningModule):
     @torch.no_grad()
     def final_evaluation(self) -> dict[str, Any]:
         """Every unit's :meth:`MEI3D.final_evaluation` on the datamodule's views: per-unit
-        responses, their mean normalized response (the headline), and image rows (units side
-        by side) of the renders and the oblique renders."""
+        responses and plausibility measures, their mean normalized response (the headline), the
+        largest self-intersecting fraction and area ratio of the units, and a row of renders
+        (units side by side)."""
         results = [unit.final_evaluation(self._views()) for unit in self.units]
         normalized = [r["normalized_response"] for r in results]
+        measures = [{k: v for k, v in r.items() if k not in ("images", "neuron")}
+                    for r in results]
         return {
             "mean_normalized_response": float(torch.tensor(normalized).mean()),
+            "self_intersections": max(r["self_intersections"] for r in results),
+            "area_ratio": max(r["area_ratio"] for r in results),
             "neurons": list(self.neurons),
             "normalized_responses": normalized,
             "responses": [r["response"] for r in results],
+            "units": measures,
             "images": torch.cat([r["images"][:1] for r in results], dim=-1),
-            "oblique_images": torch.cat([r["oblique_images"][:1] for r in results], dim=-1),
         }
+
+    def write_object_figures(self, out: Path, results: dict[str, Any], size: int = 512,
+                             turntable_size: int = 320, spp: int = 32) -> list[Path]:
+        """Every unit's object figure and turntable (:meth:`MEI3D.write_object_figures`),
+        ``object_neuron_<n>.png`` and ``turntable_neuron_<n>.webp``."""
+        files = []
+        for k, (n, unit) in enumerate(zip(self.neurons, self.units)):
+            unit_results = results["units"][k] if "units" in results else {}
+            files += unit.write_object_figures(out, unit_results, size, turntable_size, spp,
+                                               suffix=f"_neuron_{n}", views=self._views())
+        return files
 
     @torch.no_grad()
     def preview_images(self) -> Tensor:
