@@ -25,7 +25,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from lit3d.modules.protocols import ShowsObjects
+from lit3d.figures import pyplot, save_figure
+from lit3d.modules.protocols import HasEpochHistory, ShowsObjects
 
 
 def linear_to_srgb(images: Tensor) -> Tensor:
@@ -48,28 +49,83 @@ def save_image(path: Path, image: Tensor, upscale: int = 1) -> Path:
     return path
 
 
+#: Readable names of the recorded scalars.
+LABELS = {"loss": "training loss", "response": "response", "normalized_response":
+          "normalized response", "mean_response": "mean response over units"}
+
+
 def save_curves(path: Path, history: dict[str, list[float]], steps: list[int]) -> Path:
-    """Plots every recorded per-step scalar in its own panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Plots every recorded per-step scalar in its own titled panel against the step."""
+    plt = pyplot()
     names = [k for k in history if len(history[k]) == len(steps)]
-    fig, axes = plt.subplots(len(names), 1, figsize=(6, 2.2 * len(names)), sharex=True,
+    fig, axes = plt.subplots(len(names), 1, figsize=(6.5, 2.3 * len(names) + 0.4), sharex=True,
                              squeeze=False)
     for ax, name in zip(axes[:, 0], names):
-        ax.plot(steps, history[name], lw=1)
-        ax.set_ylabel(name)
+        label = LABELS.get(name, name.replace("_", " "))
+        ax.plot(steps, history[name], lw=1, label="per step")
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         if name == "normalized_response":
             ax.axhline(1.0, color="k", ls="--", lw=0.8, label="optimum")
-            ax.legend(loc="lower right")
-    axes[-1, 0].set_xlabel("step")
+            ax.legend(loc="lower right", fontsize=8)
+    axes[-1, 0].set_xlabel("training step")
+    fig.suptitle("Training curves", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def save_epoch_curves(path: Path, epochs: list[int], losses: list[float],
+                      series: dict[str, list[tuple[int, float]]], remesh_epochs: list[int],
+                      title: str = "") -> Path:
+    """Per-epoch panels: the mean training loss of each epoch, then every ``series`` (name ->
+    (epoch, value) points, e.g. the validation similarity and RSA τ), with the remesh epochs
+    marked by dotted lines."""
+    import numpy as np
+
+    plt = pyplot()
+    epoch_ids = sorted(set(epochs))
+    mean_loss = [float(np.mean([l for e, l in zip(epochs, losses) if e == k])) for k in epoch_ids]
+    panels = [("training loss (mean over the epoch)", list(zip(epoch_ids, mean_loss)))]
+    panels += [(name, points) for name, points in series.items() if points]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 2.3 * len(panels) + 0.5),
+                             sharex=True, squeeze=False)
+    for ax, (name, points) in zip(axes[:, 0], panels):
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, lw=1, label=name)
+        for k, epoch in enumerate(remesh_epochs):
+            ax.axvline(epoch, color="tab:red", ls=":", lw=1,
+                       label="remesh" if k == 0 else None)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel(name.split(" (")[0])
+        ax.grid(alpha=0.3)
+        if remesh_epochs:
+            ax.legend(loc="best", fontsize=8)
+    axes[-1, 0].set_xlabel("epoch")
+    fig.suptitle(title or "Curves per epoch", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_image_grid(path: Path, image: Tensor, rows: list[str], columns: list[str]) -> Path:
+    """A (3, R·H, C·W) linear image of R × C renders as a figure whose rows and columns are
+    named (e.g. reconstruction above target, one column per view)."""
+    plt = pyplot()
+    rgb = linear_to_srgb(image.detach().float().cpu())
+    h, w = rgb.shape[1] // len(rows), rgb.shape[2] // len(columns)
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(2.2 * len(columns) + 0.6, 2.3 * len(rows) + 0.3))
+    for r, row in enumerate(rows):
+        for c, column in enumerate(columns):
+            ax = axes[r][c]
+            ax.imshow(rgb[:, r * h:(r + 1) * h, c * w:(c + 1) * w].permute(1, 2, 0).numpy(),
+                      interpolation="nearest")
+            ax.set_title(f"{row}, {column}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(row)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +157,18 @@ class FitArtifacts(pl.Callback):
         self.object_size, self.turntable_size = int(object_size), int(turntable_size)
         self.object_spp = int(object_spp)
         self.steps: list[int] = []
+        self.epochs: list[int] = []
         self.history: dict[str, list[float]] = {}
         self._start = time.time()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The per-step record travels with checkpoints: a resumed run's curves are whole."""
+        return {"steps": self.steps, "epochs": self.epochs, "history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.steps = list(state_dict.get("steps", []))
+        self.epochs = list(state_dict.get("epochs", []))
+        self.history = {k: list(v) for k, v in state_dict.get("history", {}).items()}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.time()
@@ -112,6 +178,7 @@ class FitArtifacts(pl.Callback):
         if not isinstance(outputs, dict):
             return
         self.steps.append(int(trainer.global_step))
+        self.epochs.append(int(trainer.current_epoch))
         for name, value in outputs.items():
             if isinstance(value, Tensor) and value.numel() == 1:
                 self.history.setdefault(name, []).append(float(value.detach()))
@@ -128,7 +195,10 @@ class FitArtifacts(pl.Callback):
         pl_module.train(was_training)
         summary = results.pop("summary", None)
         images = results.pop("images", None)
-        if images is not None:
+        rows, columns = results.pop("image_rows", None), results.pop("image_columns", None)
+        if images is not None and rows and columns:
+            save_image_grid(out / "render.png", images[0], rows, columns)
+        elif images is not None:
             save_image(out / "render.png", images[0], self.upscale)
         if isinstance(pl_module, ShowsObjects):
             pl_module.write_object_figures(out, results, self.object_size, self.turntable_size,
@@ -143,7 +213,17 @@ class FitArtifacts(pl.Callback):
 
             vertices, faces = pl_module.current_mesh()
             save_mesh(out / f"mesh.{self.mesh_format}", vertices, faces)
-        if self.steps:
+        if self.steps and isinstance(pl_module, HasEpochHistory) and "loss" in self.history:
+            from callbacks.remesh import Remesh
+
+            remeshes = sorted({e for c in trainer.callbacks if isinstance(c, Remesh)
+                               for e in c.epochs if e <= trainer.current_epoch})
+            chamfer = results.get("chamfer")
+            title = ("Curves per epoch" + (f" (final Chamfer distance {chamfer:.4f})"
+                                           if isinstance(chamfer, float) else ""))
+            save_epoch_curves(out / "curves.png", self.epochs, self.history["loss"],
+                              pl_module.epoch_history(), remeshes, title)
+        elif self.steps:
             save_curves(out / "curves.png", self.history, self.steps)
         results.update(
             steps=int(trainer.global_step),

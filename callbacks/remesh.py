@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
+
+from lit3d.console import info
 
 
 def check_epochs(epochs: list[int], name: str = "remesh epochs") -> list[int]:
@@ -87,7 +88,7 @@ class Remesh(pl.Callback):
         pl_module.remesh_count = getattr(pl_module, "remesh_count", 0) + 1
         rewrap_ddp(trainer, pl_module)
         trainer.strategy.setup_optimizers(trainer)
-        rank_zero_info(f"epoch {trainer.current_epoch}: remeshed {vertices.shape[0]} -> "
+        info(f"epoch {trainer.current_epoch}: remeshed {vertices.shape[0]} -> "
                        f"{new_vertices.shape[0]} vertices (edge length {h:.4g})")
         for callback in trainer.callbacks:
             hook = getattr(callback, "on_remesh", None)

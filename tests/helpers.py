@@ -27,3 +27,19 @@ def trainer(tmp_path, callbacks=(), **kwargs) -> pl.Trainer:
                    default_root_dir=tmp_path, callbacks=list(callbacks), num_sanity_val_steps=0)
     options.update(kwargs)
     return pl.Trainer(**options)
+
+
+class KillAt(pl.Callback):
+    """Kills its own process with SIGKILL (no clean-up, no checkpoint: a crash) when batch
+    ``batch`` of epoch ``epoch`` starts. For command-line tests: ``--trainer.callbacks+=
+    helpers.KillAt --trainer.callbacks.init_args.epoch K`` with ``tests`` on ``PYTHONPATH``."""
+
+    def __init__(self, epoch: int, batch: int = 1):
+        self.epoch, self.batch = int(epoch), int(batch)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        import os
+        import signal
+
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)

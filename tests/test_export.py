@@ -38,7 +38,13 @@ def test_cli_export_writes_meshes_renders_and_a_sidecar_that_rerenders_them(tmp_
     sidecar = json.loads((out / "stimulus.json").read_text())
     assert len(sidecar["renders"]) == 4  # 2 poses x 2 lights
     assert sidecar["renderer"]["init_args"]["image_size"] == 40
+    assert sidecar["renderer"]["init_args"]["spp"] == 8  # the samples the renders used
     assert sidecar["neuron"] == 0
+    for entry in sidecar["renders"]:
+        assert entry["spp"] == 8 and entry["response"] > 0
+        assert entry["normalized_response"] == pytest.approx(
+            entry["response"] / sidecar["renders"][0]["response"]
+            * sidecar["renders"][0]["normalized_response"])
     assert sidecar["plausibility"]["self_intersections"] == 0.0
     for fmt in ("obj", "ply", "glb"):
         loaded = trimesh.load(out / f"mesh.{fmt}", force="mesh", process=False)
@@ -73,7 +79,8 @@ def test_bad_pose_list_is_one_line(tmp_path):
          "--out", str(tmp_path), "--poses", "0;1"], cwd=ROOT, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("lit3d export: error: bad --poses")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lit3d export: error: bad --poses"), lines
 
 
 def test_export_refuses_a_self_intersecting_mesh_unless_allowed(tmp_path):
@@ -94,8 +101,9 @@ def test_export_refuses_a_self_intersecting_mesh_unless_allowed(tmp_path):
     refused = subprocess.run(command + ["--out", str(tmp_path / "refused")], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2
-    last = refused.stderr.strip().splitlines()[-1]
-    assert last.startswith("lit3d export: error: the stimulus passes through itself"), last
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("lit3d export: error: the stimulus passes through itself")
     assert not (tmp_path / "refused").exists()
     allowed = subprocess.run(command + ["--out", str(tmp_path / "allowed"),
                                         "--allow-self-intersections"], cwd=ROOT,

@@ -144,6 +144,17 @@ def test_fit_remeshes_decays_the_lr_restores_the_best_mesh_and_writes_the_summar
     assert 0 < summary["chamfer"] < 0.2
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["chamfer"] == summary["chamfer"]
+    from lit3d.figures import read_description
+
+    render = read_description(tmp_path / "render.png")["axes"]
+    assert [ax["ylabel"] for ax in render if ax["ylabel"]] == ["reconstruction", "target"]
+    assert render[0]["title"] == "reconstruction, view 0"
+    curves = read_description(tmp_path / "curves.png")
+    assert curves["axes"][-1]["xlabel"] == "epoch" and "Chamfer" in curves["title"]
+    titles = [ax["title"] for ax in curves["axes"]]
+    assert titles[0] == "training loss (mean over the epoch)"
+    assert any(t.startswith("hypersphere similarity") for t in titles)
+    assert all("remesh" in ax["legend"] for ax in curves["axes"])
 
 
 def test_pixel_fit_moves_the_sphere_towards_the_target(tmp_path):

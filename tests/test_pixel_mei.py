@@ -49,5 +49,16 @@ def test_pixel_mei_command_writes_the_comparison(tmp_path):
     assert record["normalized_3d"] < record["normalized_pixel"]  # a flat sheet is no MEI
     assert result.stdout.strip().splitlines()[-1] == (
         f"pixel_mei_normalized_response={record['normalized_pixel']:.3f}")
-    for name in ("comparison.png", "pixel_mei.png"):
-        assert (tmp_path / "out" / name).stat().st_size > 500
+    from PIL import Image
+
+    from lit3d.figures import read_description
+
+    bars = read_description(tmp_path / "out" / "comparison.png")["axes"][0]
+    assert bars["ylabel"].startswith("normalized response") and bars["xlabel"] == "stimulus"
+    assert bars["legend"] == ["optimum (the cell's own filter)"] and bars["title"]
+    inputs = read_description(tmp_path / "out" / "pixel_mei.png")
+    panels = [ax for ax in inputs["axes"] if ax["image"]]
+    assert [ax["title"].split(":")[0] for ax in panels] == ["pixel MEI", "3D-MEI render"]
+    assert any(ax["colorbar"] and ax["ylabel"] for ax in inputs["axes"])
+    with Image.open(tmp_path / "out" / "pixel_mei.png") as picture:
+        assert picture.width >= 640 and picture.height >= 320

@@ -63,7 +63,13 @@ def test_rbf_validate_command_on_mesh_files(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "out" / "rbf_validation.json").read_text())
     assert set(record["normalized_chamfer"]) == {"custom"}
-    assert (tmp_path / "out" / "rbf_validation.png").stat().st_size > 1000
+    from lit3d.figures import read_description
+
+    figure = read_description(tmp_path / "out" / "rbf_validation.png")
+    assert [ax["title"] for ax in figure["axes"]] == ["initial mesh", "RBF fit", "target"]
+    chamfer = record["normalized_chamfer"]["custom"]
+    assert figure["axes"][0]["ylabel"] == f"custom\nChamfer {chamfer:.4f}"
+    assert "Chamfer" in figure["title"]
     assert (tmp_path / "out" / "custom.ply").is_file()
     bad = subprocess.run([sys.executable, "-m", "lit3d", "rbf-validate", "--initial", "x.ply"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)

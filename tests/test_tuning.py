@@ -11,6 +11,7 @@ import torch
 
 from lit3d.analysis.tuning import light_directions, light_sweep, pose_rotations, pose_sweep
 from lit3d.data.views import overhead_views
+from lit3d.figures import read_description
 from lit3d.geometry.io import save_mesh
 from lit3d.geometry.primitives import Sheet
 from lit3d.metrics.gabor import fit_gabor
@@ -75,8 +76,17 @@ def test_pose_sweep_peaks_where_the_grating_aligns_with_the_cells_orientation(tm
     assert abs(fit.orientation_deg - 45.0) <= 5.0
     rows = list(csv.DictReader(sweep.write_csv(tmp_path / "pose.csv").open()))
     assert len(rows) == 24 and float(rows[3]["azimuth_deg"]) == 45.0
-    assert sweep.plot(tmp_path / "pose.png").stat().st_size > 1000
-    assert sweep.contact_sheet(tmp_path / "pose_contact.png").stat().st_size > 1000
+    figure = read_description(sweep.plot(tmp_path / "pose.png"))
+    heatmap, colorbar = figure["axes"]
+    assert heatmap["title"] == "Pose tuning" and "azimuth (deg" in heatmap["xlabel"]
+    assert "elevation (deg)" in heatmap["ylabel"]
+    assert colorbar["colorbar"] and colorbar["ylabel"] == "response"
+    sheet = read_description(sweep.contact_sheet(tmp_path / "pose_contact.png"))
+    assert "azimuth and elevation" in sheet["title"]
+    titles = [ax["title"] for ax in sheet["axes"]]
+    assert all("az " in t and "el " in t and "response" in t for t in titles), titles
+    assert [ax["ylabel"] for ax in sheet["axes"] if ax["ylabel"]] == [
+        "high responses", "mid responses", "low responses"]
 
 
 def test_light_sweep_writes_a_csv_and_polar_png_of_the_grid(tmp_path):
@@ -91,7 +101,10 @@ def test_light_sweep_writes_a_csv_and_polar_png_of_the_grid(tmp_path):
     assert len(rows) == 12
     assert {(float(r["azimuth_deg"]), float(r["elevation_deg"])) for r in rows} == {
         (a, e) for a in azimuths.tolist() for e in elevations.tolist()}
-    assert sweep.plot(tmp_path / "light.png").stat().st_size > 1000
+    polar = read_description(sweep.plot(tmp_path / "light.png"))["axes"][0]
+    assert polar["title"].startswith("Light-direction tuning")
+    assert polar["ylabel"] == "90° − light elevation (deg)"  # the radial axis
+    assert polar["xlabel"] == "light azimuth (deg)"
     assert sweep.contact_sheet(tmp_path / "light_contact.png", per_group=3).is_file()
     # light along the grating's wave vector (135°/315°) shades it; along the bars it does not
     by_azimuth = sweep.responses[0]
@@ -141,3 +154,18 @@ def test_console_entry_point_dispatches_the_analysis_subcommands(monkeypatch, ca
         entry_point()
     assert exit_info.value.code == 2
     assert "lit3d tune: error: light elevations must lie in (0, 90]" in capsys.readouterr().err
+
+
+def test_light_contact_sheet_shows_distinct_stimuli(tmp_path):
+    """A light at 90° elevation is the same light for every azimuth: the contact sheet shows
+    it once, not once per azimuth."""
+    from lit3d.analysis.tuning import Sweep
+
+    azimuths, elevations = torch.arange(0.0, 360.0, 90.0), torch.tensor([45.0, 90.0])
+    responses = torch.tensor([[1.0, 2.0, 3.0, 4.0], [9.0, 9.0, 9.0, 9.0]])  # the pole is best
+    images = torch.rand(8, 3, 8, 8)
+    sweep = Sweep("light", azimuths, elevations, responses, images)
+    assert len(sweep.distinct_index()) == 5
+    sheet = read_description(sweep.contact_sheet(tmp_path / "light_contact.png", per_group=2))
+    titles = [ax["title"] for ax in sheet["axes"]]
+    assert sum("el 90°" in t for t in titles) == 1, titles

@@ -3,15 +3,14 @@
 ``tune``, ``export`` and ``pixel-mei`` analyse a fitted 3D-MEI; ``rbf-validate`` fits the RBF
 deformation to known shapes; ``report`` is the metamer report of an MRD shape config.
 
-    python -m lit3d tune --config configs/mei3d_simple_cell.yaml \\
-        --mesh runs/mei3d_simple_cell/version_0/mesh.ply --out tuning/
-    python -m lit3d export --config configs/mei3d_simple_cell.yaml \\
-        --mesh runs/mei3d_simple_cell/version_0/mesh.ply --out stimulus/ --image_size 512 \\
-        --poses "0,0;30,0" --lights "45,75;135,45"
+    python -m lit3d tune --run runs/mei3d_simple_cell/version_0 --out tuning/
+    python -m lit3d export --run runs/mei3d_simple_cell/version_0 --out stimulus/ \\
+        --image_size 512 --poses "0,0;30,0" --lights "45,75;135,45"
 
-The config gives the response model (and unit), the renderer and the base view; the stimulus is
-a mesh file (``--mesh``), a checkpoint of the config's module (``--ckpt_path``), or the config's
-initial mesh. ``tune`` writes ``pose.csv``, ``pose.png`` (heatmap), ``pose_contact.png``,
+A run directory (``--run``) gives everything: the response model and unit, the renderer, the
+base view and the final mesh, exactly as fitted. Other stimuli take a config (``--config``) and
+a mesh file (``--mesh``), a checkpoint of the config's module (``--ckpt_path``), or the
+config's initial mesh. ``tune`` writes ``pose.csv``, ``pose.png`` (heatmap), ``pose_contact.png``,
 ``light.csv``, ``light.png`` (polar heatmap), ``light_contact.png`` into ``--out`` and prints
 each sweep's peak. ``export`` writes the stimulus folder of :mod:`lit3d.analysis.export`;
 ``pixel-mei``, ``rbf-validate`` and ``report`` are described in their functions below.
@@ -68,10 +67,15 @@ def _fitted_parser(command: str, description: str, out: str) -> argparse.Argumen
     """The parser of a subcommand that analyses a fitted 3D-MEI (:func:`load_fitted`), with
     its common options; ``out`` is the default output folder."""
     parser = argparse.ArgumentParser(prog=f"lit3d {command}", description=description)
-    parser.add_argument("--config", required=True, help="the fit's config (YAML)")
+    parser.add_argument("--run", help="a fit's run directory (runs/<name>/version_<n>): its "
+                        "config and final mesh")
+    parser.add_argument("--config", help="a config (YAML), with --mesh or --ckpt_path for the "
+                        "stimulus (default: the config's initial mesh)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--mesh", help="mesh file of the stimulus (.ply/.obj/.glb)")
     source.add_argument("--ckpt_path", help="checkpoint of the config's module")
+    parser.add_argument("--unit", type=int, default=None, help="the unit (neuron index) of a "
+                        "population run or config (default: its first)")
     parser.add_argument("--out", default=out, help=f"output folder (default: {out})")
     parser.add_argument("--spp", type=int, default=None, help="samples per pixel (default: "
                         "the module's eval_spp)")
@@ -106,35 +110,89 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def load_fitted(args: argparse.Namespace):
-    """``(module, vertices, faces, view, spp)`` of a 3D-MEI config with the stimulus of
-    ``--mesh``, ``--ckpt_path`` or the config's initial mesh; ``view`` is the config's first
-    view, ``spp`` is ``--spp`` or the module's ``eval_spp``."""
-    from lit3d.cli import main as cli_main
+    """``(module, vertices, faces, view, spp)``: the 3D-MEI unit to analyse and its stimulus.
+
+    With ``--run`` the run's own config and final mesh (``mesh.ply``, or the unit's
+    ``mesh_neuron_<n>.ply``; else its ``checkpoints/last.ckpt``). With ``--config`` the
+    stimulus is ``--mesh`` (refused if the file sits in a run directory whose config differs),
+    ``--ckpt_path`` (which must come from the same config; loaded strictly) or the config's
+    initial mesh. ``module`` is the unit's :class:`~lit3d.modules.MEI3D` (for a population,
+    ``--unit``'s), ``view`` the config's first view, ``spp`` ``--spp`` or its ``eval_spp``."""
+    from lit3d.cli import build, config_differences, config_identity, summarize_differences
     from lit3d.data.views import overhead_views
     from lit3d.geometry.io import load_mesh
+    from lit3d.runs import Run
 
     if args.spp is not None and args.spp < 1:
         raise InputError(f"--spp must be >= 1, got {args.spp}")
-    cli = cli_main(["--config", args.config, "--trainer.logger", "false"], run=False)
-    module = cli.model
-    if not hasattr(module, "response_model") or not hasattr(module, "renderer"):
-        raise InputError(f"{type(module).__name__} has no response model and renderer to "
-                         "analyse; these commands take a 3D-MEI config")
-    if args.ckpt_path:
-        path = Path(args.ckpt_path)
-        if not path.is_file():
-            raise InputError(f"checkpoint not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state, strict=False)
+    if args.run and (args.config or args.mesh or args.ckpt_path):
+        raise InputError("--run takes the run's own config and mesh: leave out --config, "
+                         "--mesh and --ckpt_path")
+    if not args.run and not args.config:
+        raise InputError("give a run directory (--run) or a config (--config)")
+    run = Run.open(args.run) if args.run else None
+    cli = build(["--config", str(run.config_file if run else args.config),
+                 "--trainer.logger", "false"])
+    whole = cli.model
+    identity = config_identity(cli.config)
+    if not hasattr(whole, "response_model") or not hasattr(whole, "renderer"):
+        raise InputError(f"{type(whole).__name__} has no response model and renderer to "
+                         "analyse; these commands take a 3D-MEI config or run")
+    units = list(getattr(whole, "neurons", [int(whole.hparams.neuron)]))
+    unit = units[0] if args.unit is None else int(args.unit)
+    if unit not in units:
+        raise InputError(f"--unit {unit}: the {'run' if run else 'config'} has units {units}")
+    module = whole.units[units.index(unit)] if hasattr(whole, "units") else whole
+    checkpoint = Path(args.ckpt_path) if args.ckpt_path else None
+    mesh = Path(args.mesh) if args.mesh else None
+    if run:
+        meshes = run.meshes()
+        name = "mesh" if "mesh" in meshes else f"neuron_{unit}"
+        mesh = meshes.get(name)
+        if mesh is None:
+            checkpoint = run.checkpoint()
+            if checkpoint is None:
+                raise InputError(f"run {run.path} has no final mesh ({name}.ply) and no "
+                                 "checkpoints/last.ckpt: did the fit start?")
+    elif mesh is not None:
+        home = Run.containing(mesh)
+        if home is not None:
+            theirs = config_identity(build(["--config", str(home.config_file),
+                                            "--trainer.logger", "false"]).config)
+            differences = config_differences(theirs, identity, ("in its run", "in --config"))
+            if differences:
+                raise InputError(
+                    f"{mesh} was fitted with another config ({summarize_differences(differences)}"
+                    f"); analyse it with --run {home.path}")
+    if checkpoint is not None:
+        _load_checkpoint(whole, checkpoint, identity)
     with torch.no_grad():
-        if args.mesh:
-            vertices, faces = load_mesh(args.mesh)
+        if mesh is not None:
+            if not mesh.is_file():
+                raise InputError(f"mesh file not found: {mesh}")
+            vertices, faces = load_mesh(mesh)
         else:
             vertices, faces = module.vertices().detach(), module.faces
     views = getattr(cli.datamodule, "views", None)
     view = (views if views is not None else overhead_views())[:1]
     spp = args.spp if args.spp is not None else module.hparams.eval_spp
     return module, vertices.float(), faces.long(), view, spp
+
+
+def _load_checkpoint(module: torch.nn.Module, path: Path, identity: dict[str, Any]) -> None:
+    """Loads ``path`` into ``module`` strictly, after the check ``fit --ckpt_path`` does (the
+    checkpoint must come from the same config)."""
+    from lit3d.cli import check_checkpoint
+
+    check_checkpoint(path, identity, module)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    module.on_load_checkpoint(checkpoint)
+    try:
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise InputError(f"checkpoint {path} does not fit {type(module).__name__}: "
+                         f"{first}") from error
 
 
 def tune(argv: list[str] | None = None) -> dict[str, tuple[float, float, float]]:
@@ -193,14 +251,20 @@ def export(argv: list[str] | None = None) -> Path:
             "faces intersect others): not a physical object; --allow-self-intersections "
             "exports it anyway")
     renderer = copy.deepcopy(module.renderer)
+    renderer.spp = int(spp)  # the sidecar records the samples the renders used
     if args.image_size is not None:
         if args.image_size < 1:
             raise InputError(f"--image_size must be >= 1, got {args.image_size}")
         renderer.image_size = int(args.image_size)
+    neuron = int(module.hparams.neuron)
+    model = module.response_model.eval()
+    optimum = float(module.optimal_response)
+    source = {"config": str(Path(args.run) / "config.yaml") if args.run else args.config,
+              "run": args.run, "neuron": neuron, "plausibility": measures}
     path = export_stimulus(args.out, vertices, faces, renderer, view, poses, lights, spp=spp,
-                           seed=args.seed, extra={"config": str(args.config),
-                                                  "neuron": int(module.hparams.neuron),
-                                                  "plausibility": measures})
+                           seed=args.seed, extra=source,
+                           response=lambda images: model(images)[:, neuron],
+                           optimum=optimum if optimum == optimum else None)
     print(f"stimulus written to {path.parent} ({path.name})", flush=True)
     return path
 
@@ -222,12 +286,7 @@ def pixel_mei_command(argv: list[str] | None = None) -> dict[str, float]:
     the 3D stimulus's response (mean over ``num_seeds`` renders at ``eval_spp``), both
     normalized by the unit's optimum where known; writes ``pixel_mei.png`` (the model input),
     ``comparison.png`` (bar plot) and ``pixel_mei.json``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lit3d.analysis.pixel_mei import pixel_mei, plot_comparison
+    from lit3d.analysis.pixel_mei import pixel_mei, plot_comparison, plot_inputs
     from lit3d.data.views import Views
 
     args = pixel_mei_parser().parse_args(argv)
@@ -247,7 +306,12 @@ def pixel_mei_command(argv: list[str] | None = None) -> dict[str, float]:
     optimum = optimum if optimum == optimum else None  # NaN: unknown
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plt.imsave(out / "pixel_mei.png", result.image[0].mean(0).numpy(), cmap="gray")
+    with torch.no_grad():
+        seen = model.preprocess(renders[:1])[0]
+        seen_response = float(model(renders[:1])[0, neuron])
+    plot_inputs(out / "pixel_mei.png", {"pixel MEI": result.image[0], "3D-MEI render": seen},
+                {"pixel MEI": result.response, "3D-MEI render": seen_response},
+                title=f"Unit {neuron}: what the model sees (after its preprocessing)")
     plot_comparison(out / "comparison.png", {"3D-MEI": response_3d, "pixel MEI": result.response},
                     optimum, title=f"unit {neuron}")
     record = {"neuron": neuron, "norm": norm, "response_3d": response_3d,
@@ -268,8 +332,7 @@ def rbf_validate(argv: list[str] | None = None) -> dict[str, float]:
     (sphere → star, torus → bumpy torus; or ``--initial``/``--target`` mesh files). Writes
     each fitted mesh, ``rbf_validation.png`` (initial / fit / target, oblique renders) and
     ``rbf_validation.json``; prints each normalized Chamfer distance."""
-    from callbacks.artifacts import save_image
-    from lit3d.analysis.rbf_validation import fit_to_target, known_shape_pairs
+    from lit3d.analysis.rbf_validation import fit_to_target, known_shape_pairs, plot_fits
     from lit3d.data.views import orbit_views
     from lit3d.geometry.io import load_mesh, save_mesh
     from lit3d.render.mitsuba import MitsubaRenderer
@@ -289,16 +352,16 @@ def rbf_validate(argv: list[str] | None = None) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     renderer = MitsubaRenderer(image_size=96, spp=16)
     views = orbit_views(30.0, 35.0, distance=6.0, fov_deg=35.0, light_intensity=40.0)
-    rows, results = [], {}
+    rows, results = {}, {}
     for name, (initial, target) in pairs.items():
         fit = fit_to_target(initial, target, steps=args.steps, seed=args.seed)
         save_mesh(out / f"{name}.ply", fit.mesh.vertices, fit.mesh.faces)
         results[name] = fit.chamfer
         print(f"{name}: normalized chamfer={fit.chamfer:.4f}", flush=True)
         with torch.no_grad():
-            rows.append(torch.cat([renderer(m.vertices.float(), m.faces.long(), views)[0]
-                                   for m in (initial, fit.mesh, target)], dim=-1))
-    save_image(out / "rbf_validation.png", torch.cat(rows, dim=-2), upscale=2)
+            rows[name] = [renderer(m.vertices.float(), m.faces.long(), views)[0]
+                          for m in (initial, fit.mesh, target)]
+    plot_fits(out / "rbf_validation.png", rows, results)
     (out / "rbf_validation.json").write_text(json.dumps(
         {"normalized_chamfer": results, "steps": args.steps,
          "columns": ["initial", "fit", "target"]}, indent=2) + "\n")
@@ -332,11 +395,14 @@ def report(argv: list[str] | None = None) -> dict[str, Any]:
 
     from lit3d.analysis.report import (metamer_table, null_similarities, plot_ecdfs,
                                        random_meshes, read_run, write_table)
-    from lit3d.cli import main as cli_main
+    from lit3d.cli import build
     from lit3d.geometry.mesh import Mesh
+    from lit3d.runs import Run
 
     parser = argparse.ArgumentParser(prog="lit3d report", description=report.__doc__)
-    parser.add_argument("--config", required=True, help="the MRD shape config")
+    parser.add_argument("--run", help="the pixel baseline's run directory: its config is the "
+                        "report's (instead of --config and --baseline)")
+    parser.add_argument("--config", help="the MRD shape config")
     parser.add_argument("--baseline", help="log dir of the pixel baseline run (else run it)")
     parser.add_argument("--seeds", nargs="*", default=None,
                         help="log dirs of the latent runs (else run --num_seeds of them)")
@@ -350,6 +416,14 @@ def report(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.num_null < 1 or args.num_seeds < 1:
         raise InputError("--num_null and --num_seeds must be >= 1")
+    if args.run:
+        if args.config or args.baseline:
+            raise InputError("--run is the baseline run and gives the config: leave out "
+                             "--config and --baseline")
+        run = Run.open(args.run)
+        args.config, args.baseline = str(run.config_file), str(run.path)
+    elif not args.config:
+        raise InputError("give the baseline's run directory (--run) or a config (--config)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     extra = shlex.split(args.fit_args)
@@ -364,7 +438,7 @@ def report(argv: list[str] | None = None) -> dict[str, Any]:
                            "--model.init_args.baseline", str(baseline_dir), *extra])
                      for s in range(args.num_seeds)]
     seeds = [read_run(p) for p in seed_dirs]
-    cli = cli_main(["--config", args.config, "--trainer.logger", "false", *extra], run=False)
+    cli = build(["--config", args.config, "--trainer.logger", "false", *extra])
     module = cli.model
     if getattr(module, "model", None) is None or not hasattr(module, "target_vertices"):
         raise InputError("the report needs an MRD shape config with a model (network)")
@@ -398,6 +472,9 @@ def run(command: str, argv: list[str]) -> None:
     is one line and exit status 2."""
     import os
 
+    from lit3d.console import quiet
+
+    quiet()
     try:
         COMMANDS[command](argv)
     except (InputError, FileNotFoundError, ValueError) as error:

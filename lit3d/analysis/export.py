@@ -5,10 +5,12 @@ from which every render can be made again.
 
 - ``mesh.obj``, ``mesh.ply``, ``mesh.glb`` (the stimulus in its fitted pose, world units),
 - ``renders/render_NNN.png`` (sRGB, 8 bit) for each requested (pose, light),
-- ``stimulus.json``: the renderer (class and constructor arguments), and for every render its
-  file, pose (azimuth/elevation of :func:`lit3d.analysis.tuning.pose_rotations`, and the
-  rotation matrix), the full view (camera, field of view, light position and intensity), seed,
-  samples per pixel and the PNG's SHA-256.
+- ``stimulus.json``: the renderer (class and constructor arguments, its ``spp`` the one the
+  renders used), and for every render its file, pose (azimuth/elevation of
+  :func:`lit3d.analysis.tuning.pose_rotations`, and the rotation matrix), the full view (camera,
+  field of view, light position and intensity), seed, samples per pixel, the PNG's SHA-256 and,
+  given the response model, the unit's response to it (and the normalized response where the
+  unit's optimum is known).
 
 :func:`rerender` rebuilds the renderer from the sidecar, loads the mesh and renders every entry
 again (the test checks the PNGs come out byte-identical).
@@ -21,12 +23,13 @@ import importlib
 import inspect
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from lit3d.analysis.tuning import hemisphere_positions, pose_rotations
+from lit3d.console import progress
 from lit3d.data.views import Views
 from lit3d.render.base import Renderer
 
@@ -77,7 +80,9 @@ def _render_entry(renderer: Renderer, vertices: Tensor, faces: Tensor, entry: di
 def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: Renderer,
                     view: Views, poses: Sequence[tuple[float, float]] = ((0.0, 0.0),),
                     lights: Sequence[tuple[float, float]] | None = None, spp: int = 64,
-                    seed: int = 0, extra: dict[str, Any] | None = None) -> Path:
+                    seed: int = 0, extra: dict[str, Any] | None = None,
+                    response: Callable[[Tensor], Tensor] | None = None,
+                    optimum: float | None = None) -> Path:
     """Writes the stimulus folder (module docstring); returns the sidecar's path.
 
     Args:
@@ -89,7 +94,9 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
             (:func:`lit3d.analysis.tuning.light_directions`); ``None`` keeps the view's light.
             Every pose is rendered with every light.
         spp, seed: samples per pixel and base seed (render ``i`` uses ``seed + i``).
-        extra: more JSON fields for the sidecar (e.g. the unit and its response).
+        extra: more JSON fields for the sidecar (e.g. the unit).
+        response: (B, 3, H, W) renders -> (B,) the unit's responses, recorded per render.
+        optimum: the unit's response to its optimal image, for ``normalized_response``.
     """
     from callbacks.artifacts import save_image
     from lit3d.geometry.io import save_mesh
@@ -108,7 +115,7 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
         light_positions = list(zip(lights, positions))
     base = view.as_dicts()[0]
     entries = []
-    for pose in poses:
+    for pose in progress(poses, f"rendering {len(poses)} pose(s)"):
         rotation = pose_rotations(torch.tensor([float(pose[0])]), torch.tensor([float(pose[1])]))[0]
         for light, position in light_positions:
             index = len(entries)
@@ -125,6 +132,11 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
             image = _render_entry(renderer, vertices.detach().cpu(), faces.cpu(), entry)
             path = save_image(out / entry["file"], image)
             entry["sha256"] = _sha256(path)
+            if response is not None:
+                with torch.no_grad():
+                    entry["response"] = float(response(image[None])[0])
+                if optimum is not None:
+                    entry["normalized_response"] = entry["response"] / optimum
             entries.append(entry)
     sidecar = {
         "meshes": meshes,

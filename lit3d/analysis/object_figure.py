@@ -78,13 +78,10 @@ def object_figure(path: str | Path, renderer: Renderer, vertices: Tensor, faces:
                   colors: Tensor | None = None) -> Path:
     """Writes the figure: the fit's camera and light (rendered at ``size`` pixels) beside the
     :data:`OBLIQUE` views of :func:`framing_views`, each panel ``size`` pixels wide."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from callbacks.artifacts import linear_to_srgb
+    from lit3d.figures import pyplot, save_figure
 
+    plt = pyplot()
     views = Views.cat([model_view[:1].to("cpu"),
                        framing_views(vertices, [a for a, _ in OBLIQUE], [e for _, e in OBLIQUE],
                                      model_view.to("cpu"))])
@@ -101,10 +98,7 @@ def object_figure(path: str | Path, renderer: Renderer, vertices: Tensor, faces:
     if title:
         fig.suptitle(title, fontsize=13)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 0.9 / (size / dpi + 0.9), wspace=0)
-    path = Path(path)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)
 
 
 def turntable(path: str | Path, renderer: Renderer, vertices: Tensor, faces: Tensor,
@@ -120,8 +114,8 @@ def turntable(path: str | Path, renderer: Renderer, vertices: Tensor, faces: Ten
     azimuths = [360.0 * k / frames for k in range(frames)]
     views = framing_views(vertices, azimuths, [elevation_deg] * frames, model_view.to("cpu"))
     images = linear_to_srgb(render_views(renderer, vertices, faces, views, size, spp, colors))
-    pictures = [Image.fromarray((im.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8"))
-                for im in images]
+    pictures = [Image.fromarray((im.nan_to_num(0.0).permute(1, 2, 0).numpy() * 255 + 0.5)
+                                .astype("uint8")) for im in images]
     path = Path(path)
     options = {"lossless": False, "quality": 85} if path.suffix == ".webp" else {}
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0,

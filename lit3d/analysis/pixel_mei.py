@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lit3d.console import progress
+from lit3d.figures import pyplot, save_figure
+
 
 def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     """(B, C, H, W) blurred per channel by a Gaussian of std ``sigma`` pixels (reflect pad);
@@ -68,7 +71,7 @@ def pixel_mei(model, neuron: int = 0, steps: int = 300, lr: float = 0.1,
     image = torch.randn(shape, generator=g)
     image = (image * norm / image.norm()).requires_grad_(True)
     history = []
-    for _ in range(steps):
+    for _ in progress(range(steps), "pixel MEI"):
         response = model.respond(image)[0, neuron]
         (gradient,) = torch.autograd.grad(response, image)
         with torch.no_grad():
@@ -85,22 +88,42 @@ def plot_comparison(path: str | Path, responses: dict[str, float],
                     optimum: float | None = None, title: str = "") -> Path:
     """Bar plot of responses (e.g. ``{"3D-MEI": r3, "pixel MEI": rp}``), normalized by
     ``optimum`` when given (then the y axis is the normalized response)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(responses)
     values = [responses[n] / optimum if optimum else responses[n] for n in names]
-    fig, ax = plt.subplots(figsize=(3.5, 3.5))
-    bars = ax.bar(names, values, color=["tab:blue", "tab:orange", "tab:green"][:len(names)])
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_ylabel("normalized response" if optimum else "response")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    bars = ax.bar(names, values, color=["tab:blue", "tab:orange", "tab:green"][:len(names)],
+                  width=0.6)
+    ax.bar_label(bars, fmt="%.3f", label_type="center", color="white", fontweight="bold")
+    ax.set_ylabel("normalized response (1 = the unit's optimum)" if optimum else "response")
+    ax.set_xlabel("stimulus")
+    top = max(values + [1.0 if optimum else 0.0])
+    ax.set_ylim(0, top * 1.25)
     if optimum:
-        ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_title(title)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--", label="optimum (the cell's own filter)")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title or "3D-MEI vs pixel MEI")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def plot_inputs(path: str | Path, inputs: dict[str, Tensor], responses: dict[str, float],
+                title: str = "", size_px: int = 320) -> Path:
+    """The model's inputs side by side (each (C, S, S), channels averaged), every panel
+    ``size_px`` pixels wide with its response in the title and one shared, labelled colour
+    scale (the inputs are normalized: mean 0 at the model's fixed norm)."""
+    plt = pyplot()
+    arrays = {k: v.detach().float().mean(0).cpu().numpy() for k, v in inputs.items()}
+    limit = max(float(abs(a).max()) for a in arrays.values()) or 1.0
+    dpi = 100
+    fig, axes = plt.subplots(1, len(arrays), figsize=(len(arrays) * size_px / dpi + 1.2,
+                                                      size_px / dpi + 0.9), squeeze=False)
+    for ax, (name, array) in zip(axes[0], arrays.items()):
+        image = ax.imshow(array, cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"{name}: response {responses[name]:.4g}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes[0].tolist(), label="model input (normalized units)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path, dpi=dpi)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from lit3d.console import progress
 from lit3d.geometry.mesh import Mesh
 from lit3d.geometry.rbf import RBFDeformation
 from lit3d.geometry.regularizers import laplacian_loss
@@ -75,7 +76,7 @@ def fit_to_target(initial: Mesh, target: Mesh, steps: int = 150, lr: float = 2e-
     optimizer = torch.optim.Adam(deformation.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     history = []
-    for _ in range(steps):
+    for _ in progress(range(steps), "fitting the RBF deformation"):
         optimizer.zero_grad()
         vertices = deformation()
         loss = chamfer_loss(sample_surface(vertices, faces, num_points, g), goal)
@@ -101,3 +102,28 @@ def known_shape_pairs() -> dict[str, tuple[Mesh, Mesh]]:
         "sphere_to_star": (IcoSphere(3, 1.0).build(), StarShape(subdivisions=4).build()),
         "torus_to_bumpy_torus": (Torus(1.0, 0.4, 48, 24).build(), BumpyTorus().build()),
     }
+
+
+def plot_fits(path, renders: dict[str, list[Tensor]], chamfer: dict[str, float]):
+    """One row per fitted pair: the initial mesh, the RBF fit and the target, each (3, H, W)
+    linear render in ``renders[name]``, titled, the row labelled with the pair's name and its
+    normalized Chamfer distance."""
+    from callbacks.artifacts import linear_to_srgb
+    from lit3d.figures import pyplot, save_figure
+
+    plt = pyplot()
+    columns = ("initial mesh", "RBF fit", "target")
+    fig, axes = plt.subplots(len(renders), 3, figsize=(7.5, 2.7 * len(renders) + 0.5),
+                             squeeze=False)
+    for row, (name, images) in enumerate(renders.items()):
+        for col, image in enumerate(images):
+            ax = axes[row][col]
+            ax.imshow(linear_to_srgb(image.detach().cpu()).permute(1, 2, 0).numpy())
+            ax.set_title(columns[col], fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row][0].set_ylabel(f"{name}\nChamfer {chamfer[name]:.4f}", fontsize=9)
+    fig.suptitle("RBF deformation fitted to known shapes (normalized Chamfer distance)",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lit3d.console import progress
 from lit3d.geometry.mesh import Mesh
 
 
@@ -79,7 +80,7 @@ def null_similarities(model, renderer, target: Mesh, views, meshes: Sequence[Mes
     target_latents = latents_of(model, renderer(target.vertices, target.faces, views, seed=seed,
                                                 spp=spp))
     rows = []
-    for i, mesh in enumerate(meshes):
+    for i, mesh in enumerate(progress(meshes, "null meshes")):
         images = renderer(mesh.vertices, mesh.faces, views, seed=seed + 1 + i, spp=spp)
         rows.append(hypersphere_similarity(latents_of(model, images), target_latents))
     return torch.stack(rows).float()
@@ -162,11 +163,9 @@ def write_table(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
 
 def plot_ecdfs(path: Path, distributions: dict[str, Sequence[float]]) -> Path:
     """ECDF plot (Fig. 6) of the named distributions over similarity in [-1, 1]."""
-    import matplotlib
+    from lit3d.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     colors = {"null": "tab:orange", "seeds": "tab:cyan", "baseline": "tab:purple"}
     grid = np.linspace(-1.0, 1.0, 2001)
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -176,8 +175,7 @@ def plot_ecdfs(path: Path, distributions: dict[str, Sequence[float]]) -> Path:
     ax.set_xlabel("hypersphere similarity to the target")
     ax.set_ylabel("ECDF")
     ax.set_xlim(-1, 1)
+    ax.set_title("Per-view similarity: null, latent seeds and pixel baseline")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -26,6 +26,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from lit3d.console import progress
+from lit3d.figures import pyplot, save_figure
 from lit3d.data.views import Views, spherical_to_cartesian
 from lit3d.render.base import Renderer
 
@@ -90,61 +92,75 @@ class Sweep:
     def plot(self, path: str | Path) -> Path:
         """Heatmap PNG (pose: azimuth × elevation) or polar heatmap PNG (light: angle =
         azimuth, radius = 90° − elevation, so the centre is the camera's direction)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import numpy as np
 
-        path = Path(path)
+        plt = pyplot()
         az, el, r = self.azimuths_deg.numpy(), self.elevations_deg.numpy(), self.responses.numpy()
         if self.kind == "pose":
-            fig, ax = plt.subplots(figsize=(5, 4))
+            fig, ax = plt.subplots(figsize=(5.5, 4.2))
             mesh = ax.pcolormesh(az, el, r, shading="nearest", cmap="viridis")
-            ax.set_xlabel("azimuth (deg)")
-            ax.set_ylabel("elevation (deg)")
-            ax.set_title("pose tuning")
+            ax.set_xlabel("object azimuth (deg, about the camera's axis)")
+            ax.set_ylabel("object elevation (deg)")
+            ax.set_title("Pose tuning")
         else:
-            fig, ax = plt.subplots(figsize=(5, 4.5), subplot_kw={"projection": "polar"})
+            fig, ax = plt.subplots(figsize=(6, 5.6), subplot_kw={"projection": "polar"})
             mesh = ax.pcolormesh(np.radians(az), 90.0 - el, r, shading="nearest",
                                  cmap="viridis")
-            ax.set_title("light-direction tuning (centre: towards the camera)")
-        fig.colorbar(mesh, ax=ax, label="response")
+            ax.set_rlabel_position(100)
+            ax.set_xlabel("light azimuth (deg)")
+            ax.set_ylabel("90° − light elevation (deg)", labelpad=28)
+            ax.set_title("Light-direction tuning\n(centre: light from the camera)", pad=14)
+        fig.colorbar(mesh, ax=ax, label="response", pad=0.12 if self.kind == "light" else 0.04)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def contact_sheet(self, path: str | Path, per_group: int = 4, upscale: int = 2) -> Path:
         """PNG of renders in three rows: the ``per_group`` highest, middle and lowest
         responses (as Fig. 2B), each titled with its azimuth/elevation and response."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         from callbacks.artifacts import linear_to_srgb
 
         if self.images is None:
             raise ValueError("this sweep kept no images (keep_images=False)")
-        order = self.responses.reshape(-1).argsort(descending=True)
-        n = min(per_group, len(order))
-        middle = len(order) // 2 - n // 2
-        groups = {"high": order[:n], "mid": order[middle:middle + n], "low": order[-n:]}
+        plt = pyplot()
+        order = self.distinct().argsort(descending=True)
+        ranked = self.distinct_index()[order]
+        n = min(per_group, len(ranked))
+        middle = len(ranked) // 2 - n // 2
+        groups = {"high": ranked[:n], "mid": ranked[middle:middle + n], "low": ranked[-n:]}
         az, el = grid(self.azimuths_deg, self.elevations_deg)
-        fig, axes = plt.subplots(3, n, figsize=(2 * n, 6.6), squeeze=False)
+        what = "object" if self.kind == "pose" else "light"
+        fig, axes = plt.subplots(3, n, figsize=(2.3 * n, 7.6), squeeze=False)
         for row, (label, idx) in enumerate(groups.items()):
             for col, i in enumerate(idx.tolist()):
                 ax = axes[row][col]
                 ax.imshow(linear_to_srgb(self.images[i]).permute(1, 2, 0).numpy())
-                ax.set_title(f"{label} {az[i]:.0f}/{el[i]:.0f}\n{float(self.responses.reshape(-1)[i]):.3g}",
-                             fontsize=8)
-                ax.axis("off")
+                ax.set_title(f"{label}: az {az[i]:.0f}°, el {el[i]:.0f}°\n"
+                             f"response {float(self.responses.reshape(-1)[i]):.3g}", fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[row][0].set_ylabel(f"{label} responses")
+        fig.suptitle(f"{what.capitalize()}-direction sweep: highest, middle and lowest responses "
+                     f"({what} azimuth and elevation)", fontsize=9)
         fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=50 * upscale)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=50 * upscale)
+
+    def distinct_index(self) -> Tensor:
+        """Indices (into the flattened grid) of distinct stimuli: grid points that give the
+        same scene as an earlier one (a light at 90° elevation is the same for every
+        azimuth) are left out."""
+        az, el = grid(self.azimuths_deg, self.elevations_deg)
+        keep, seen = [], set()
+        for i, (a, e) in enumerate(zip(az.tolist(), el.tolist())):
+            key = (0.0 if self.kind == "light" and abs(e - 90.0) < 1e-6 else round(a % 360, 6),
+                   round(e, 6))
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        return torch.tensor(keep, dtype=torch.long)
+
+    def distinct(self) -> Tensor:
+        """Responses of :meth:`distinct_index`'s stimuli."""
+        return self.responses.reshape(-1)[self.distinct_index()]
 
 
 @torch.no_grad()
@@ -152,7 +168,7 @@ def _respond(renderer: Renderer, response: ResponseFn, vertices: Tensor, faces: 
              views: Views, seed: int, spp: int | None, chunk: int, keep_images: bool
              ) -> tuple[Tensor, Tensor | None]:
     responses, images = [], []
-    for start in range(0, len(views), chunk):
+    for start in progress(range(0, len(views), chunk), f"rendering {len(views)} views"):
         part = views[start:start + chunk]
         meshes = vertices[start:start + chunk] if vertices.ndim == 3 else vertices
         rendered = renderer(meshes, faces, part, seed=seed + start, spp=spp)

@@ -49,7 +49,8 @@ def validate_mesh(vertices: Tensor, faces: Tensor, name: str = "mesh") -> None:
     bad = ~torch.isfinite(vertices).all(dim=-1)
     if bad.any():
         raise ValueError(
-            f"{name}: {int(bad.sum())} vertices are NaN or Inf (first index {int(bad.nonzero()[0])})"
+            f"{name}: {int(bad.sum())} {'vertex is' if int(bad.sum()) == 1 else 'vertices are'} "
+            f"NaN or Inf (first index {int(bad.nonzero()[0])})"
         )
     if faces.ndim != 2 or faces.shape[-1] != 3:
         raise ValueError(

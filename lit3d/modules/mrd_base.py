@@ -162,6 +162,14 @@ class MRDReconstruction(pl.LightningModule):
     def after_validation(self, record: dict[str, Any]) -> None:
         """Hook for subclasses: add to an epoch's history ``record`` (in place)."""
 
+    def epoch_history(self) -> dict[str, list[tuple[int, float]]]:
+        """The validation measures per epoch: similarity to the target, RSA τ and pixel MAE
+        (``val/...``), as ``(epoch, value)`` points."""
+        names = {"similarity": f"hypersphere similarity ({self.network or 'network'})",
+                 "rsa_tau": "RSA Kendall τ", "pixel_mae": "pixel MAE (linear radiance)"}
+        return {label: [(h["epoch"], h[key]) for h in self.history if h.get(key) is not None]
+                for key, label in names.items()}
+
     def summary(self) -> dict[str, Any]:
         """The metamer criterion's fields (:func:`lit3d.metrics.metamer.metamer_summary`)."""
         return metamer_summary(self.history, self.baseline, self.network, self.hparams.loss)
@@ -178,6 +186,14 @@ class MRDReconstruction(pl.LightningModule):
         top = torch.cat(list(images), dim=-1)
         bottom = torch.cat(list(self._targets[:count]), dim=-1)
         return torch.cat([top, bottom], dim=-2)[None]
+
+    def preview_figure(self, count: int = 4) -> dict[str, Any]:
+        """:meth:`preview_images` with the names of its rows and columns, as
+        ``final_evaluation`` hands them to :class:`callbacks.FitArtifacts` (``render.png``)."""
+        images = self.preview_images(count)
+        columns = images.shape[-1] // (images.shape[-2] // 2)
+        return {"images": images, "image_rows": ["reconstruction", "target"],
+                "image_columns": [f"view {i}" for i in range(columns)]}
 
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -217,7 +217,7 @@ class MRDMaterial(MRDReconstruction):
             results["similarity"] = summary["top_similarity"]
         results["summary"] = summary
         if self._trainer is not None:
-            results["images"] = self.preview_images()
+            results.update(self.preview_figure())
         return results
 
     @property

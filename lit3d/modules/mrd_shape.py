@@ -172,7 +172,7 @@ class MRDShape(MRDReconstruction):
         summary["chamfer"] = results["chamfer"]
         results["summary"] = summary
         if self._trainer is not None:
-            results["images"] = self.preview_images()
+            results.update(self.preview_figure())
         return results
 
     # -- checkpoints ---------------------------------------------------------------------------

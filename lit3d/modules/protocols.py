@@ -18,3 +18,13 @@ class ShowsObjects(Protocol):
         samples per pixel and titled with the final ``results`` (``final_evaluation``'s);
         returns the files."""
         ...
+
+
+@runtime_checkable
+class HasEpochHistory(Protocol):
+    """A module that measures itself every validation epoch (the MRD reconstructions):
+    :class:`callbacks.FitArtifacts` plots those measures per epoch."""
+
+    def epoch_history(self) -> dict[str, list[tuple[int, float]]]:
+        """``{name: [(epoch, value), ...]}`` of the per-epoch measures (names with units)."""
+        ...
