@@ -1,4 +1,4 @@
-"""P3: the 3D-MEIs of N neurons in one batched run against N sequential runs (issue 7).
+"""P3: the 3D-MEIs of N neurons in one batched run against N sequential runs.
 
 Batched: :class:`~lit3d.modules.mei3d_population.MEI3DPopulation` renders the N units' meshes
 in one renderer call and runs the response model once on the N images per step. Sequential:

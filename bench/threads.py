@@ -1,4 +1,4 @@
-"""Thread settings: torch and Dr.Jit share the cores (issue 7).
+"""Thread settings: torch and Dr.Jit share the cores.
 
 lit3d's default gives Dr.Jit torch's thread count (``lit3d.render.mitsuba.match_threads``):
 they take turns within a step, and Lightning's DDP launchers give each process

@@ -3,7 +3,7 @@
 Runs ``python -m lit3d fit`` for every (config, method, seed) asked for, two fits at a time with
 one thread each, and writes ``<out>/methods.json`` (every run's final metrics) and
 ``<out>/methods.md`` (one row per config and method: normalized response, self-intersecting
-fraction and area ratio over the seeds). The methods are the shipped configs with options
+fraction and area ratio over the seeds; then one row per run). The methods are the shipped configs with options
 switched off one by one, so the table shows what each part of the method does:
 
 - ``shipped``: the config as it is;
@@ -13,8 +13,8 @@ switched off one by one, so the table shows what each part of the method does:
   guard, no repulsion, a free rim, for the simple cells the sheet 2 units wide (smaller than
   the view), and the learning rates and steps that were tuned for it.
 
-Usage: ``python scripts/mei3d_methods.py --configs mei3d_simple_cell --methods shipped regularizers_only
---seeds 0 1 --out runs/methods`` (several hours for everything on a 2-core CPU).
+Usage: ``python scripts/mei3d_methods.py --configs mei3d_simple_cell --methods shipped
+regularizers_only --seeds 0 1 --out runs/methods`` (several hours for everything on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -119,6 +119,17 @@ def table(records: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def runs_table(records: list[dict]) -> str:
+    """One row per run, in the order of ``records``."""
+    rows = ["| config | method | seed | normalized response | self-intersecting faces | "
+            "area / initial | wall time (s) |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        wall = "–" if r.get("wall_s") is None else str(r["wall_s"])
+        rows.append(f"| `{r['config']}` | {r['method']} | {r['seed']} | {r['response']:.3f} | "
+                    f"{r['self_intersections']:.3f} | {r['area_ratio']:.2f} | {wall} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -138,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
         for record in pool.map(lambda job: run(*job, out), [j for j in jobs if j not in done]):
             records.append(record)
             known.write_text(json.dumps(records, indent=1) + "\n")
-    (out / "methods.md").write_text(table(records))
-    print(table(records))
+    summary = table(records) + "\n" + runs_table(records)
+    (out / "methods.md").write_text(summary)
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_mei3d_with_color_optimizes_both_and_reports_the_shape_only_response():
 
 @pytest.mark.slow
 def test_simple_cell_with_color_is_at_least_as_good_as_shape_only(tmp_path):
-    """The issue's criterion on the default config: with colour on, the normalized response is
+    """The acceptance criterion on the default config: with colour on, the normalized response is
     at least the same mesh's shape-only response, and at least the shape-only criterion
     (0.9)."""
     result = subprocess.run(

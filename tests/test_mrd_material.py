@@ -256,7 +256,7 @@ def test_latent_cli_run_with_the_offline_cnn_writes_the_summary(tmp_path):
 
 @pytest.mark.slow
 def test_demo_pixel_baseline_recovers_the_known_parameters(tmp_path):
-    """The issue's criterion: roughness and metallic within 0.05, base colour within 0.05
+    """The acceptance criterion: roughness and metallic within 0.05, base colour within 0.05
     per channel; the largest error is the last line and in summary.json."""
     result = subprocess.run(
         [sys.executable, "-m", "lit3d", "fit", "--config", "configs/mrd_material_demo.yaml",

@@ -1,5 +1,5 @@
-"""Slow end-to-end checks of the MRD demo config (``pytest -m slow``; CI runs them): the
-issue's acceptance criteria, run as a user would run them."""
+"""Slow end-to-end checks of the MRD demo config (``pytest -m slow``; CI runs them):
+the acceptance criteria, run as a user would run them."""
 
 import json
 import subprocess

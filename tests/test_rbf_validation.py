@@ -41,7 +41,7 @@ def test_chamfer_loss_is_zero_on_equal_sets_and_differentiable():
 
 @pytest.mark.parametrize("name", ["sphere_to_star", "torus_to_bumpy_torus"])
 def test_rbf_deformation_reaches_known_targets(name):
-    """The issue's criterion: normalized Chamfer distance < 0.01 on both targets."""
+    """The acceptance criterion: normalized Chamfer distance < 0.01 on both targets."""
     initial, target = known_shape_pairs()[name]
     before = chamfer_distance(initial.vertices, initial.faces, target.vertices, target.faces)
     fit = fit_to_target(initial, target, steps=100, num_points=1500, target_points=4000)

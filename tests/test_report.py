@@ -57,7 +57,7 @@ def test_metamer_table_has_table_4s_columns(tmp_path):
 
 @pytest.mark.slow
 def test_report_on_the_mrd_demo_puts_the_null_below_the_seeds(tmp_path):
-    """The issue's criterion on the MRD demo config (shrunk: 64², 8 views, 20 epochs): the
+    """The acceptance criterion on the MRD demo config (shrunk: 64², 8 views, 20 epochs): the
     command runs the baseline and two latent seeds, measures 100 random meshes, writes the
     table and the ECDF plot, and the null's median similarity is below the seeds'."""
     fit_args = ("--trainer.max_epochs 20 --trainer.check_val_every_n_epoch 5 "
