@@ -13,11 +13,13 @@ import pytest
 
 from lit3d.data.views import overhead_views
 from lit3d.geometry.io import load_mesh
-from lit3d.metrics.gabor import fit_gabor
+from lit3d.metrics.gabor import fit_gabor, phase_difference_deg
 from lit3d.render.mitsuba import MitsubaRenderer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
+#: Two phases closer than this are "the same" (the fit itself is accurate to ~3°).
+PHASE_DIFFERENCE_DEG = 30.0
 
 
 def start_fit(config: str, save_dir: Path, name: str, *overrides: str,
@@ -73,11 +75,11 @@ def two_at_a_time(jobs: list[tuple[str, str, list[str]]], save_dir: Path) -> dic
 
 
 def test_simple_cell_sheet_and_sphere(tmp_path):
-    """The sheet init reaches >= 0.9 on seeds 0 and 1 and the sphere init >= 0.9, every final
-    mesh free of self-intersections and at most 3x its initial area (measured over more seeds:
-    README's method table, ``scripts/mei3d_methods.py``)."""
+    """The sheet init reaches >= 0.9 on each of seeds 0-5 and the sphere init >= 0.9, every
+    final mesh free of self-intersections and at most 3x its initial area (README's method
+    table has the measured values)."""
     jobs = [("configs/mei3d_simple_cell.yaml", f"sheet{seed}", ["--seed_everything", str(seed)])
-            for seed in (0, 1)]
+            for seed in range(6)]
     jobs.append(("configs/mei3d_simple_cell_sphere.yaml", "sphere", []))
     results = two_at_a_time(jobs, tmp_path)
     print(results)
@@ -93,21 +95,27 @@ def complex_cell_run(process: subprocess.Popen, save_dir: Path, name: str):
     return response, fit_gabor(image, sigma=0.15)  # the cell's own envelope, as in the config
 
 
-def test_complex_cell_seeds_reach_the_optimum(tmp_path):
+def phase_spread(fits) -> float:
+    """The largest phase difference between two of ``fits`` (degrees)."""
+    return max((phase_difference_deg(a.phase_deg, b.phase_deg) for a in fits for b in fits),
+               default=0.0)
+
+
+def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     """Two seeds each reach >= 0.85 as physical objects, their renders' best-fitting Gabors at
-    the cell's orientation (135°) and frequency. Seeds run two at a time, up to four, until two
-    good runs exist (measured, seeds 0-3: 0.877, 0.878, 0.734, 0.876). The phase a run lands on
-    is printed (``pytest -s``), not required to differ: with the surface kept free of
-    self-intersections the runs settled near two phases about 180° apart (seeds 0-3: 118°,
-    83°, -70°, 116°)."""
+    the cell's orientation (135°) and frequency, and in phases >= 30° apart (10x the fit's
+    accuracy). The phase a run lands on is random and two seeds can land on nearly the same
+    one, so seeds run two at a time, up to six, until two good runs of different phases exist
+    (measured, seeds 0-3: 0.877, 0.878, 0.734, 0.876 at phases 118°, 83°, -70°, 116°). All
+    results are printed (``pytest -s``)."""
     results = {}
-    for pair in ((0, 1), (2, 3)):
+    for pair in ((0, 1), (2, 3), (4, 5)):
         runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
                                 "--seed_everything", str(seed)) for seed in pair}
         for seed, process in runs.items():
             results[seed] = complex_cell_run(process, tmp_path, f"seed{seed}")
         good = {seed: fit for seed, (response, fit) in results.items() if response >= 0.85}
-        if len(good) >= 2:
+        if len(good) >= 2 and phase_spread(good.values()) >= PHASE_DIFFERENCE_DEG:
             break
     print({seed: (round(r, 3), round(f.phase_deg, 1)) for seed, (r, f) in results.items()})
     assert len(good) >= 2, results
@@ -115,14 +123,13 @@ def test_complex_cell_seeds_reach_the_optimum(tmp_path):
         assert fit.orientation_deg == pytest.approx(135.0, abs=10.0)
         assert fit.frequency == pytest.approx(5.0, abs=0.5)
         assert fit.r2 > 0.5
+    assert phase_spread(good.values()) >= PHASE_DIFFERENCE_DEG, results
 
 
 def test_population_every_unit_reaches_the_optimum_as_an_object(tmp_path):
-    """``mei3d_population.yaml`` with two of its units (0° and 90°, to halve the time; all four
-    over two seeds are in README's method table): each >= 0.9, no unit's mesh intersects itself
-    or grows beyond 3x (the headline line prints the worst unit's values)."""
-    process = start_fit("configs/mei3d_population.yaml", tmp_path, "population",
-                        "--model.init_args.neurons", "[0, 2]", threads=2)
+    """``mei3d_population.yaml``: each of the four cells >= 0.9, no unit's mesh intersects
+    itself or grows beyond 3x (the headline line prints the worst unit's values)."""
+    process = start_fit("configs/mei3d_population.yaml", tmp_path, "population", threads=2)
     _, run = finish(process, tmp_path, "population", headline="mean_normalized_response")
     metrics = json.loads((run / "metrics.json").read_text())
     print(metrics["normalized_responses"])
