@@ -18,7 +18,10 @@ orientations (the target's setting), and N units of the V4 model (random weights
 network is a real cost. The last line prints the simple cells' ratio, ``P3 throughput=<x>
 target>=8``; exit status 1 when missed. Results go into ``bench/results.json`` under ``P3``.
 
-    python bench/population.py [--neurons 16] [--steps 10] [--warmup 3]
+    python bench/population.py [--neurons 16] [--steps 10] [--warmup 3] [--device cuda]
+
+On ``--device cuda`` the results go under ``P3_population_cuda``. The quality runs use the
+configs' own device (``accelerator: auto``).
 """
 
 from __future__ import annotations
@@ -59,19 +62,26 @@ def build(model: str, neurons: int):
                         [*overrides, "--model.init_args.neurons", str(units)])
 
 
-def timed_steps(step, count: int, warmup: int) -> float:
-    """Median seconds of ``step(i)`` over ``count`` calls after ``warmup``."""
+def timed_steps(step, count: int, warmup: int, device: torch.device) -> float:
+    """Median seconds of ``step(i)`` over ``count`` calls after ``warmup`` (CUDA synchronized
+    around each)."""
     times = []
     for i in range(warmup + count):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         step(i)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     times = sorted(times[warmup:])
     return times[len(times) // 2]
 
 
-def measure(model: str, neurons: int, steps: int, warmup: int) -> dict[str, float]:
+def measure(model: str, neurons: int, steps: int, warmup: int,
+            device: torch.device = torch.device("cpu")) -> dict[str, float]:
     population, views = build(model, neurons)
+    population, views = population.to(device), views.to(device)
     solos = [copy.deepcopy(unit) for unit in population.units]  # twins, same seeds
 
     optimizer = torch.optim.Adam([g for u in population.units for g in u.param_groups()])
@@ -82,7 +92,7 @@ def measure(model: str, neurons: int, steps: int, warmup: int) -> dict[str, floa
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    batched = timed_steps(batched_step, steps, warmup)
+    batched = timed_steps(batched_step, steps, warmup, device)
     sequential = 0.0
     for solo in solos:
         solo_optimizer = torch.optim.Adam(solo.param_groups())
@@ -93,7 +103,7 @@ def measure(model: str, neurons: int, steps: int, warmup: int) -> dict[str, floa
             solo_optimizer.step()
             solo_optimizer.zero_grad(set_to_none=True)
 
-        sequential += timed_steps(solo_step, steps, warmup)
+        sequential += timed_steps(solo_step, steps, warmup, device)
     result = {"neurons": neurons, "batched_step_s": batched,
               "sequential_step_s": sequential, "throughput_ratio": sequential / batched}
     return result
@@ -126,6 +136,7 @@ def full_runs(neurons: int, folder: Path) -> dict[str, list[float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--neurons", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
@@ -141,7 +152,8 @@ def main() -> int:
           f"{torch.get_num_threads()}")
     results = {}
     for model in args.models:
-        r = results[model] = measure(model, args.neurons, args.steps, args.warmup)
+        r = results[model] = measure(model, args.neurons, args.steps, args.warmup,
+                                     torch.device(args.device))
         print(f"{model}: batched step {r['batched_step_s'] * 1000:.0f} ms for {args.neurons} "
               f"neurons; sequential {r['sequential_step_s'] * 1000:.0f} ms "
               f"({r['sequential_step_s'] / args.neurons * 1000:.0f} ms a neuron)")
@@ -162,11 +174,12 @@ def main() -> int:
               f"-{QUALITY_TOLERANCE})")
     sys.argv = argv
     all_results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    all_results["P3_population"] = {
+    key = "P3_population" if args.device == "cpu" else f"P3_population_{args.device}"
+    all_results[key] = {
         k: {n: (round(v, 5) if isinstance(v, float) else
                 [round(x, 4) for x in v] if isinstance(v, list) else v)
             for n, v in r.items()} for k, r in results.items()}
-    all_results["P3_population"]["target"] = TARGET
+    all_results[key]["target"] = TARGET
     RESULTS.write_text(json.dumps(all_results, indent=2) + "\n")
     head = results.get("simple_cell") or results["v4"]
     ok = head["throughput_ratio"] >= TARGET and quality_ok

@@ -289,3 +289,11 @@ def test_fewer_silhouette_samples_estimate_the_same_gradient(sphere):
     assert cosine > 0.95, float(cosine)
     with pytest.raises(ValueError, match="projective"):
         MitsubaRenderer(integrator="prb", silhouette_spp=2)
+
+
+def test_the_gpu_checks_reference_image_is_what_the_cpu_renders():
+    """``tests/data/llvm_sphere.pt`` (the CUDA check's reference, ``tests/gpu_reference.py``)
+    is the image the LLVM back-end renders today."""
+    from gpu_reference import REFERENCE, render_on_cpu
+
+    torch.testing.assert_close(render_on_cpu(), torch.load(REFERENCE), rtol=0, atol=1e-4)
