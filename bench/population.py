@@ -79,7 +79,8 @@ def timed_steps(step, count: int, warmup: int, device: torch.device) -> float:
 
 
 def measure(model: str, neurons: int, steps: int, warmup: int,
-            device: torch.device = torch.device("cpu")) -> dict[str, float]:
+            device: torch.device | None = None) -> dict[str, float]:
+    device = device or torch.device("cpu")
     population, views = build(model, neurons)
     population, views = population.to(device), views.to(device)
     solos = [copy.deepcopy(unit) for unit in population.units]  # twins, same seeds

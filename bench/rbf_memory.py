@@ -45,7 +45,8 @@ times = []
 for _ in range(repeats):
     start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"extra_peak_mb": (after - before) / 1024, "seconds": sorted(times)[len(times) // 2],
+print(json.dumps({"extra_peak_mb": (after - before) / 1024,
+                  "seconds": sorted(times)[len(times) // 2],
                   "vertices": int(points.shape[0])}))
 """
 
@@ -79,7 +80,8 @@ def main() -> int:
     time_ratio = chunked["seconds"] / dense["seconds"] / TIME_TARGET_RATIO
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["P2_rbf"] = {
-        "large_vertices": large["vertices"], "large_extra_peak_mb": round(large["extra_peak_mb"], 1),
+        "large_vertices": large["vertices"],
+        "large_extra_peak_mb": round(large["extra_peak_mb"], 1),
         "large_seconds": round(large["seconds"], 2), "medium_vertices": dense["vertices"],
         "medium_dense_seconds": round(dense["seconds"], 3),
         "medium_chunked_seconds": round(chunked["seconds"], 3),

@@ -149,7 +149,7 @@ def mei3d_step(module, views, optimizer, clock: Clock, step: int) -> None:
 def mrd_setup(module, batch):
     """Target latents of the batch's views (what ``MRDShape.prepare_targets`` makes)."""
     from lit3d.losses import latents_of
-    from lit3d.modules.mrd_shape import TARGET_SEED
+    from lit3d.modules.mrd_base import TARGET_SEED
 
     index, views = batch
     with torch.no_grad():

@@ -9,8 +9,9 @@ step), ``metrics.json`` (final metrics) and, for modules whose ``final_evaluatio
 ``headline_extras``) is printed as the run's last line, e.g.
 ``normalized_response=0.934 self_intersections=0.000 area_ratio=1.652``.
 
-A module takes part by implementing ``final_evaluation() -> dict`` (floats, plus optional
-``"images"`` (B, 3, H, W)) and ``current_mesh()``, and by naming its ``headline_metric``.
+A module takes part through the contracts of :mod:`lit3d.modules.protocols`: ``Evaluated``
+(``final_evaluation()``, ``headline_metric``), ``HasMesh`` or ``HasMeshes``, and optionally
+``ShowsObjects`` and ``HasEpochHistory``.
 """
 
 from __future__ import annotations
@@ -22,110 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from torch import Tensor
 
-from lit3d.figures import pyplot, save_figure
-from lit3d.modules.protocols import HasEpochHistory, ShowsObjects
-
-
-def linear_to_srgb(images: Tensor) -> Tensor:
-    """sRGB transfer function of linear values, clipped to [0, 1] (display only)."""
-    x = images.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.pow(1 / 2.4) - 0.055)
-
-
-def save_image(path: Path, image: Tensor, upscale: int = 1) -> Path:
-    """Writes a (3, H, W) linear-RGB image as an sRGB PNG (nearest-neighbour ``upscale``)."""
-    from PIL import Image
-
-    rgb = linear_to_srgb(image.detach().float().cpu())
-    array = (rgb.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
-    picture = Image.fromarray(array)
-    if upscale > 1:
-        picture = picture.resize((picture.width * upscale, picture.height * upscale),
-                                 Image.NEAREST)
-    picture.save(path)
-    return path
-
-
-#: Readable names of the recorded scalars.
-LABELS = {"loss": "training loss", "response": "response", "normalized_response":
-          "normalized response", "mean_response": "mean response over units"}
-
-
-def save_curves(path: Path, history: dict[str, list[float]], steps: list[int]) -> Path:
-    """Plots every recorded per-step scalar in its own titled panel against the step."""
-    plt = pyplot()
-    names = [k for k in history if len(history[k]) == len(steps)]
-    fig, axes = plt.subplots(len(names), 1, figsize=(6.5, 2.3 * len(names) + 0.4), sharex=True,
-                             squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
-        label = LABELS.get(name, name.replace("_", " "))
-        ax.plot(steps, history[name], lw=1, label="per step")
-        ax.set_title(label, fontsize=10)
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        if name == "normalized_response":
-            ax.axhline(1.0, color="k", ls="--", lw=0.8, label="optimum")
-            ax.legend(loc="lower right", fontsize=8)
-    axes[-1, 0].set_xlabel("training step")
-    fig.suptitle("Training curves", fontsize=11)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def save_epoch_curves(path: Path, epochs: list[int], losses: list[float],
-                      series: dict[str, list[tuple[int, float]]], remesh_epochs: list[int],
-                      title: str = "") -> Path:
-    """Per-epoch panels: the mean training loss of each epoch, then every ``series`` (name ->
-    (epoch, value) points, e.g. the validation similarity and RSA τ), with the remesh epochs
-    marked by dotted lines."""
-    import numpy as np
-
-    plt = pyplot()
-    epoch_ids = sorted(set(epochs))
-    mean_loss = [float(np.mean([l for e, l in zip(epochs, losses) if e == k])) for k in epoch_ids]
-    panels = [("training loss (mean over the epoch)", list(zip(epoch_ids, mean_loss)))]
-    panels += [(name, points) for name, points in series.items() if points]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(6.5, 2.3 * len(panels) + 0.5),
-                             sharex=True, squeeze=False)
-    for ax, (name, points) in zip(axes[:, 0], panels):
-        xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, lw=1, label=name)
-        for k, epoch in enumerate(remesh_epochs):
-            ax.axvline(epoch, color="tab:red", ls=":", lw=1,
-                       label="remesh" if k == 0 else None)
-        ax.set_title(name, fontsize=10)
-        ax.set_ylabel(name.split(" (")[0])
-        ax.grid(alpha=0.3)
-        if remesh_epochs:
-            ax.legend(loc="best", fontsize=8)
-    axes[-1, 0].set_xlabel("epoch")
-    fig.suptitle(title or "Curves per epoch", fontsize=11)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def save_image_grid(path: Path, image: Tensor, rows: list[str], columns: list[str]) -> Path:
-    """A (3, R·H, C·W) linear image of R × C renders as a figure whose rows and columns are
-    named (e.g. reconstruction above target, one column per view)."""
-    plt = pyplot()
-    rgb = linear_to_srgb(image.detach().float().cpu())
-    h, w = rgb.shape[1] // len(rows), rgb.shape[2] // len(columns)
-    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
-                             figsize=(2.2 * len(columns) + 0.6, 2.3 * len(rows) + 0.3))
-    for r, row in enumerate(rows):
-        for c, column in enumerate(columns):
-            ax = axes[r][c]
-            ax.imshow(rgb[:, r * h:(r + 1) * h, c * w:(c + 1) * w].permute(1, 2, 0).numpy(),
-                      interpolation="nearest")
-            ax.set_title(f"{row}, {column}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r][0].set_ylabel(row)
-    fig.tight_layout()
-    return save_figure(fig, path)
+from lit3d.analysis.curves import save_curves, save_epoch_curves
+from lit3d.images import save_image, save_image_grid
+from lit3d.modules.protocols import (
+    Evaluated,
+    HasEpochHistory,
+    HasMesh,
+    HasMeshes,
+    ShowsObjects,
+)
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +93,7 @@ class FitArtifacts(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
-        if not trainer.is_global_zero or not hasattr(pl_module, "final_evaluation"):
+        if not trainer.is_global_zero or not isinstance(pl_module, Evaluated):
             return
         out = Path(log_dir or trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -203,12 +111,12 @@ class FitArtifacts(pl.Callback):
         if isinstance(pl_module, ShowsObjects):
             pl_module.write_object_figures(out, results, self.object_size, self.turntable_size,
                                            self.object_spp)
-        if hasattr(pl_module, "meshes"):  # one mesh per unit (MEI3DPopulation)
+        if isinstance(pl_module, HasMeshes):  # one mesh per unit (MEI3DPopulation)
             from lit3d.geometry.io import save_mesh
 
             for name, (vertices, faces) in pl_module.meshes().items():
                 save_mesh(out / f"mesh_{name}.{self.mesh_format}", vertices, faces)
-        elif hasattr(pl_module, "current_mesh"):
+        elif isinstance(pl_module, HasMesh):
             from lit3d.geometry.io import save_mesh
 
             vertices, faces = pl_module.current_mesh()
@@ -234,8 +142,8 @@ class FitArtifacts(pl.Callback):
         (out / "metrics.json").write_text(json.dumps(clean, indent=2) + "\n")
         if summary is not None:
             (out / "summary.json").write_text(json.dumps(_finite(summary), indent=2) + "\n")
-        headline = getattr(pl_module, "headline_metric", None)
+        headline = pl_module.headline_metric
         if headline in results:
             print(f"artifacts written to {out}", flush=True)
-            extras = [k for k in getattr(pl_module, "headline_extras", ()) if k in results]
+            extras = [k for k in pl_module.headline_extras if k in results]
             print(" ".join(f"{k}={results[k]:.3f}" for k in (headline, *extras)), flush=True)

@@ -14,9 +14,9 @@ class EarlyStoppingRestoreBest(EarlyStopping):
     """Lightning's :class:`~lightning.pytorch.callbacks.EarlyStopping` (default: the epoch mean
     of ``train/loss``, ``mode="min"``, patience 50) that snapshots the module's parameters
     whenever the monitored value improves by more than ``min_delta`` and puts them back when
-    training ends, before the final artifacts are written. The module provides
-    ``snapshot() -> dict`` and ``restore(snapshot)`` (MRD's modules: the mesh's vertices and
-    faces, so remeshing in between is fine, or the material's parameters).
+    training ends, before the final artifacts are written. The module must be
+    :class:`~lit3d.modules.protocols.Snapshots` (MRD's modules: the mesh's vertices and faces,
+    so remeshing in between is fine, or the material's parameters).
 
     Args:
         restore_best: put the best parameters back at the end.
@@ -30,6 +30,15 @@ class EarlyStoppingRestoreBest(EarlyStopping):
                          **kwargs)
         self.restore_best = restore_best
         self.best: dict[str, Any] | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from lit3d.modules.protocols import Snapshots
+
+        super().setup(trainer, pl_module, stage)
+        if not isinstance(pl_module, Snapshots):
+            raise TypeError(f"EarlyStoppingRestoreBest needs a module that can snapshot and "
+                            f"restore its state (lit3d.modules.protocols.Snapshots); "
+                            f"{type(pl_module).__name__} is not one")
 
     def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
         before = self.best_score.clone()
@@ -50,4 +59,4 @@ class EarlyStoppingRestoreBest(EarlyStopping):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
-        self.best = state_dict.get("best", state_dict.get("best_mesh"))
+        self.best = state_dict.get("best")

@@ -17,7 +17,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import WandbLogger
 
-from callbacks.artifacts import linear_to_srgb
+from lit3d.modules.protocols import HasMesh, HasMeshes, Previews
+from lit3d.render.tonemap import srgb_encode
 
 
 def _wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
@@ -41,11 +42,11 @@ class LogMedia(pl.Callback):
                   loggers: list[WandbLogger], tag: str) -> None:
         import wandb
 
-        images = pl_module.preview_images() if hasattr(pl_module, "preview_images") else None
+        images = pl_module.preview_images() if isinstance(pl_module, Previews) else None
         meshes = {}
-        if hasattr(pl_module, "meshes"):
+        if isinstance(pl_module, HasMeshes):
             meshes = pl_module.meshes()
-        elif hasattr(pl_module, "current_mesh"):
+        elif isinstance(pl_module, HasMesh):
             meshes = {"mesh": pl_module.current_mesh()}
         files = {}
         if meshes:
@@ -57,7 +58,7 @@ class LogMedia(pl.Callback):
         for logger in loggers:
             payload = {}
             if images is not None:
-                pictures = linear_to_srgb(images.detach().float().cpu()).permute(0, 2, 3, 1)
+                pictures = srgb_encode(images.detach().float().cpu()).permute(0, 2, 3, 1)
                 payload["media/renders"] = [wandb.Image(p.numpy(), caption=f"{tag} view {i}")
                                             for i, p in enumerate(pictures)]
             for name, path in files.items():

@@ -4,17 +4,25 @@
 at the start of the given epochs, hands the new mesh to the module (``set_mesh``: a new Large
 Steps parameterization), re-wraps it for DDP when training on several ranks (:func:`rewrap_ddp`)
 and rebuilds the optimizer (its moments belong to the old vertices).
-Callbacks that define ``on_remesh(trainer, pl_module)`` are then told, e.g.
-:class:`DecayLROnRemesh`.
+Callbacks that follow remeshes (:class:`FollowsRemeshes`: ``on_remesh(trainer, pl_module)``)
+are then told, e.g. :class:`DecayLROnRemesh`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import lightning.pytorch as pl
 
 from lit3d.console import info
+
+
+@runtime_checkable
+class FollowsRemeshes(Protocol):
+    """A callback told after every remesh (after the optimizer was rebuilt)."""
+
+    def on_remesh(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None: ...
 
 
 def check_epochs(epochs: list[int], name: str = "remesh epochs") -> list[int]:
@@ -80,20 +88,25 @@ class Remesh(pl.Callback):
         if trainer.current_epoch not in self.epochs:
             return
         from lit3d.geometry.remesh import mean_edge_length, remesh
+        from lit3d.modules.protocols import Remeshable
+
+        if not isinstance(pl_module, Remeshable):
+            raise TypeError(f"Remesh needs a module that can take a new mesh "
+                            f"(lit3d.modules.protocols.Remeshable, e.g. MRDShape); "
+                            f"{type(pl_module).__name__} is not one")
 
         vertices, faces = pl_module.current_mesh()
         h = self.target_edge_length(mean_edge_length(vertices, faces), int(vertices.shape[0]))
         new_vertices, new_faces = remesh(vertices, faces, h, self.iterations)
         pl_module.set_mesh(new_vertices, new_faces)
-        pl_module.remesh_count = getattr(pl_module, "remesh_count", 0) + 1
+        pl_module.remesh_count += 1
         rewrap_ddp(trainer, pl_module)
         trainer.strategy.setup_optimizers(trainer)
         info(f"epoch {trainer.current_epoch}: remeshed {vertices.shape[0]} -> "
                        f"{new_vertices.shape[0]} vertices (edge length {h:.4g})")
         for callback in trainer.callbacks:
-            hook = getattr(callback, "on_remesh", None)
-            if callable(hook):
-                hook(trainer, pl_module)
+            if isinstance(callback, FollowsRemeshes):
+                callback.on_remesh(trainer, pl_module)
 
 
 class DecayLROnRemesh(pl.Callback):

@@ -78,8 +78,8 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any],
                        where: tuple[str, str] = ("in the checkpoint", "now")) -> list[str]:
     """``key: saved <where[0]>, current <where[1]>`` for every leaf that differs between two
     identities, the deciding ones first: another module, another class (response model,
-    renderer, datamodule, ...), then the unit (the response model's settings, ``neuron``), the renderer, and
-    the rest by key."""
+    renderer, datamodule, ...), then the unit (the response model's settings, ``neuron``), the
+    renderer, and the rest by key."""
     a, b = _flatten(saved), _flatten(current)
     missing = object()
 
@@ -410,22 +410,7 @@ def build(args: list[str]) -> Lit3DCLI:
         if reported is None or os.environ.get("LIT3D_TRACEBACK"):
             raise
         if isinstance(reported, InputError):
-            raise reported
+            raise reported from error
         raise InputError(str(reported).strip() or type(reported).__name__) from error
     finally:
         sys.argv = argv
-
-
-#: Subcommands besides LightningCLI's fit/validate/test/predict (:mod:`lit3d.analysis.commands`).
-ANALYSES = ("tune", "export", "pixel-mei", "rbf-validate", "report")
-
-
-def entry_point() -> None:
-    """``python -m lit3d`` and the ``lit3d`` console script: the analysis subcommands
-    (:data:`ANALYSES`), else the Lightning CLI (:func:`main`)."""
-    if sys.argv[1:2] and sys.argv[1] in ANALYSES:
-        from lit3d.analysis.commands import run
-
-        run(sys.argv[1], sys.argv[2:])
-    else:
-        main()

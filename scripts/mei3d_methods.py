@@ -3,8 +3,8 @@
 Runs ``python -m lit3d fit`` for every (config, method, seed) asked for, two fits at a time with
 one thread each, and writes ``<out>/methods.json`` (every run's final metrics) and
 ``<out>/methods.md`` (one row per config and method: normalized response, self-intersecting
-fraction and area ratio over the seeds; then one row per run). The methods are the shipped configs with options
-switched off one by one, so the table shows what each part of the method does:
+fraction and area ratio over the seeds; then one row per run). The methods are the shipped
+configs with options switched off one by one, so the table shows what each part of the method does:
 
 - ``shipped``: the config as it is;
 - ``no_repulsion``: without the repulsion barrier (``lambda_repulsion 0``);
@@ -41,8 +41,8 @@ METHODS: dict[str, dict[str, list[str]]] = {
     "mei3d_simple_cell": {
         "no_repulsion": OFF_REPULSION,
         "no_guard": OFF_GUARD,
-        "regularizers_only": OFF_GUARD + SMALL_FREE_SHEET + [M + "lr", "0.002", "--trainer.max_epochs",
-                                                 "12"],
+        "regularizers_only": OFF_GUARD + SMALL_FREE_SHEET + [
+            M + "lr", "0.002", "--trainer.max_epochs", "12"],
     },
     "mei3d_simple_cell_sphere": {
         "no_repulsion": OFF_REPULSION,
@@ -63,8 +63,8 @@ METHODS: dict[str, dict[str, list[str]]] = {
     "mei3d_population": {
         "no_repulsion": OFF_REPULSION,
         "no_guard": OFF_GUARD,
-        "regularizers_only": OFF_GUARD + SMALL_FREE_SHEET + [M + "lr", "0.002", "--trainer.max_epochs",
-                                                 "12"],
+        "regularizers_only": OFF_GUARD + SMALL_FREE_SHEET + [
+            M + "lr", "0.002", "--trainer.max_epochs", "12"],
     },
 }
 HEADLINE = {"mei3d_population": "mean_normalized_response"}
@@ -106,7 +106,7 @@ def table(records: list[dict]) -> str:
     for (config, method), runs in groups.items():
         runs.sort(key=lambda r: r["seed"])
 
-        def span(key: str, fmt: str) -> str:
+        def span(key: str, fmt: str, runs: list[dict] = runs) -> str:
             values = [r[key] for r in runs]
             if len(values) == 1:
                 return format(values[0], fmt)

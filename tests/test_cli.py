@@ -1,4 +1,5 @@
-"""The command line: every shipped config loads, --print_config works, a fit leaves its artifacts."""
+"""The command line: every shipped config loads, --print_config works, a fit leaves its
+artifacts."""
 
 import json
 import subprocess
@@ -10,8 +11,8 @@ import pytest
 from lit3d.cli import main
 from lit3d.modules.mei3d import MEI3D
 from lit3d.modules.mei3d_population import MEI3DPopulation
-from lit3d.modules.mrd_shape import MRDShape
 from lit3d.modules.mrd_material import MRDMaterial
+from lit3d.modules.mrd_shape import MRDShape
 
 ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)

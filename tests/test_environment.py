@@ -8,9 +8,15 @@ import torch
 
 from lit3d.data.views import fibonacci_directions, fibonacci_views, orbit_views
 from lit3d.geometry.primitives import IcoSphere
-from lit3d.render.environment import (ConstantEnvironment, EnvironmentMap, SkyGradient, SunSky,
-                                      latlong_directions)
-from lit3d.render.mitsuba import MitsubaEnvironmentRenderer, import_mitsuba
+from lit3d.render.backend import import_mitsuba
+from lit3d.render.environment import (
+    ConstantEnvironment,
+    EnvironmentMap,
+    SkyGradient,
+    SunSky,
+    latlong_directions,
+)
+from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 
 
 def test_fibonacci_directions_are_unit_and_evenly_spread():
@@ -60,7 +66,7 @@ def test_procedural_environments():
 @pytest.mark.parametrize("threads", [0, 1], ids=["default_threads", "one_thread"])
 def test_environment_map_file_round_trips(tmp_path, threads):
     """Also with Dr.Jit on one thread (deterministic mode), where Mitsuba's EXR I/O would hang."""
-    from lit3d.render.mitsuba import bitmap_io_threads
+    from lit3d.render.backend import bitmap_io_threads
 
     image = SkyGradient().image(16)
     path = tmp_path / "sky.exr"

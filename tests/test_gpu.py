@@ -42,7 +42,6 @@ def test_cuda_images_equal_llvm_images_within_monte_carlo_noise():
     machine may lack libLLVM; ``test_render`` checks the stored image is what the CPU renders
     today)."""
     from gpu_reference import REFERENCE, reference_scene
-
     from lit3d.render.mitsuba import MitsubaRenderer
 
     llvm = torch.load(REFERENCE)
@@ -115,7 +114,8 @@ def _mei3d(resolution: int = 12, **kwargs):
     from lit3d.render.mitsuba import MitsubaRenderer
 
     options = dict(response_model=SimpleCell(input_size=32, orientation_deg=45.0, frequency=3.0),
-                   renderer=MitsubaRenderer(image_size=32, spp=4), mesh=Sheet(resolution=resolution),
+                   renderer=MitsubaRenderer(image_size=32, spp=4),
+                   mesh=Sheet(resolution=resolution),
                    lambda_lap=10.0, lambda_edge=3.0, lambda_area=30.0, lambda_arap=1.0,
                    lr=0.005, lambda_repulsion=10.0, eval_spp=16)
     options.update(kwargs)

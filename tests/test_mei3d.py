@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from helpers import trainer
 from lit3d.data.datamodule import ViewsDataModule
 from lit3d.geometry.primitives import Sheet
 from lit3d.models.cells import SimpleCell
@@ -23,19 +24,14 @@ def tiny_module(**kwargs) -> MEI3D:
     return MEI3D(**defaults)
 
 
-def quiet_trainer(**kwargs) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
-
-
-def test_short_fit_on_tiny_mesh_increases_the_response():
+def test_short_fit_on_tiny_mesh_increases_the_response(tmp_path):
     # The tiny sheet is coarse (kernels span a third of it): at lr 0.01 its steps keep running
     # into self-intersections and the guard undoes most of them; half the rate and the
     # repulsion barrier let it climb (0.44 after 25 steps, measured).
     pl.seed_everything(0)
     module = tiny_module(lr=0.005, lambda_repulsion=10.0)
     before = module.final_evaluation(num_seeds=1)["normalized_response"]
-    quiet_trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(
+    trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(
         module, datamodule=ViewsDataModule(steps_per_epoch=25))
     after = module.final_evaluation(num_seeds=1)
     assert after["normalized_response"] > before + 0.3
@@ -43,12 +39,12 @@ def test_short_fit_on_tiny_mesh_increases_the_response():
     assert torch.isfinite(module.vertices()).all()
 
 
-def test_validate_and_predict_report_the_response():
+def test_validate_and_predict_report_the_response(tmp_path):
     module = tiny_module()
     datamodule = ViewsDataModule()
-    metrics = quiet_trainer().validate(module, datamodule=datamodule)[0]
+    metrics = trainer(tmp_path).validate(module, datamodule=datamodule)[0]
     assert set(metrics) >= {"val/response", "val/normalized_response"}
-    prediction = quiet_trainer().predict(module, datamodule=datamodule)[0]
+    prediction = trainer(tmp_path).predict(module, datamodule=datamodule)[0]
     assert prediction["images"].shape == (1, 3, 32, 32)
     assert prediction["responses"].shape == (1,)
 
@@ -172,7 +168,7 @@ def test_optimizer_choice():
         tiny_module(optimizer="sgd")
 
 
-def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine():
+def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine(tmp_path):
     assert lr_factor(0, 100, warmup=10) == pytest.approx(0.1)
     assert lr_factor(4, 100, warmup=10) == pytest.approx(0.5)
     assert lr_factor(10, 100, warmup=10) == pytest.approx(1.0)
@@ -191,7 +187,7 @@ def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine():
     for decay in ("cosine", "none"):
         seen.clear()
         module = tiny_module(lr=0.01, lr_sigma=0.02, lr_warmup=4, lr_decay=decay)
-        quiet_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Rates()]).fit(
+        trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[Rates()]).fit(
             module, datamodule=ViewsDataModule(steps_per_epoch=10))
         for step, rates in enumerate(seen):
             factor = lr_factor(step, 10, warmup=4, decay=decay)
@@ -199,7 +195,7 @@ def test_learning_rate_schedule_warms_up_linearly_then_decays_by_cosine():
 
 
 @pytest.mark.parametrize("decay", ["none", "cosine"])
-def test_rollback_halves_the_rates_with_and_without_a_schedule(decay):
+def test_rollback_halves_the_rates_with_and_without_a_schedule(decay, tmp_path):
     """A rollback at the end of step 0 halves the rates from step 1 on, constant ones (no
     scheduler) and scheduled ones (the scheduler's factor carries ``lr_scale``)."""
     seen = []
@@ -216,17 +212,17 @@ def test_rollback_halves_the_rates_with_and_without_a_schedule(decay):
     pl.seed_everything(0)
     module = tiny_module(lr=0.01, lr_sigma=0.02, lr_decay=decay, collapse_fraction=0.5,
                          collapse_patience=1)
-    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0, callbacks=[Collapse()])
-    trainer.fit(module, datamodule=ViewsDataModule(steps_per_epoch=3))
+    t = trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[Collapse()])
+    t.fit(module, datamodule=ViewsDataModule(steps_per_epoch=3))
     assert float(module.lr_scale) == 0.5 and module.rollbacks == 1
-    assert bool(trainer.lr_scheduler_configs) == (decay == "cosine")
+    assert bool(t.lr_scheduler_configs) == (decay == "cosine")
     assert len(seen) == 3
     for step, rates in enumerate(seen):
         factor = lr_factor(step, 3, decay=decay) * (0.5 if step >= 1 else 1.0)
         assert rates == pytest.approx([0.01 * factor, 0.02 * factor]), step
 
 
-def test_admissible_steps_keep_the_sheet_a_physical_object():
+def test_admissible_steps_keep_the_sheet_a_physical_object(tmp_path):
     """Steps large enough to crumple the sheet through itself (lr 0.05: 9% of faces pierced,
     area x17 after 25 steps) are cut back where they break it: the guarded run ends with no
     self-intersection, within the area bound, and with a higher response."""
@@ -237,7 +233,7 @@ def test_admissible_steps_keep_the_sheet_a_physical_object():
         pl.seed_everything(0)
         module = tiny_module(lr=0.05, prevent_self_intersections=guard,
                              max_area_ratio=3.0 if guard else None)
-        quiet_trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(
+        trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0).fit(
             module, datamodule=ViewsDataModule(steps_per_epoch=25))
         measures = plausibility(module.vertices(), module.faces, module.rest_vertices)
         response = module.final_evaluation(num_seeds=1)["normalized_response"]

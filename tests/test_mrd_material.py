@@ -10,17 +10,25 @@ import pytest
 import torch
 
 import lit3d  # noqa: F401
-from helpers import TinyNet, trainer
 from callbacks import EarlyStoppingRestoreBest
+from helpers import TinyNet, trainer
 from lit3d.data.turntable import TurntableViewsDataModule
 from lit3d.data.views import Views, turntable_views
 from lit3d.losses import dual_buffer_loss
 from lit3d.modules.mrd_material import MRDMaterial
 from lit3d.render.environment import SunSky
 from lit3d.render.material_scene import MaterialRenderer
-from lit3d.render.materials import (PRINCIPLED_PARAMETERS, Aurora, BrushedMetal,
-                                    DiffuseTextured, KnownPrincipled, Translucent,
-                                    clamp_principled, parameter_shape, select_parameters)
+from lit3d.render.materials import (
+    PRINCIPLED_PARAMETERS,
+    Aurora,
+    BrushedMetal,
+    DiffuseTextured,
+    KnownPrincipled,
+    Translucent,
+    clamp_principled,
+    parameter_shape,
+    select_parameters,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import lit3d  # noqa: F401
-from helpers import TinyNet, trainer
 from callbacks import DecayLROnRemesh, EarlyStoppingRestoreBest, FitArtifacts, Remesh
 from callbacks.remesh import check_epochs
-from lit3d.data.fibonacci import EpochShuffle, FibonacciViewsDataModule
+from helpers import TinyNet, trainer
+from lit3d.data.fibonacci import FibonacciViewsDataModule
+from lit3d.data.rig import EpochShuffle
 from lit3d.geometry.largesteps import UniformAdam
 from lit3d.geometry.primitives import IcoSphere
 from lit3d.geometry.procedural import StarShape

@@ -23,7 +23,8 @@ def blob_centre(image: torch.Tensor, threshold: float) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("path,major", [
-    ("/usr/lib/x86_64-linux-gnu/libLLVM-19.so", 19), ("/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 19),
+    ("/usr/lib/x86_64-linux-gnu/libLLVM-19.so", 19),
+    ("/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1", 19),
     ("/usr/lib/libLLVM-15.so.1", 15), ("/usr/lib/llvm-18/lib/libLLVM.so", 18),
     ("/opt/lib/libLLVM.dylib", None)])
 def test_libllvm_version_parsing(path, major):
@@ -169,7 +170,7 @@ def test_projective_integrator_differentiates_silhouettes():
         renderer = MitsubaRenderer(image_size=64, spp=16, integrator=integrator, albedo=0.2,
                                    background=1.0)
 
-        def loss(scale):
+        def loss(scale, renderer=renderer):
             return renderer(sphere.vertices * scale, sphere.faces, views, seed=3).double().mean()
 
         scale = torch.tensor(0.7, requires_grad=True)

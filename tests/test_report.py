@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lit3d.analysis.report import (ecdf, ecdf_difference, metamer_table, random_meshes,
-                                   write_table)
+from lit3d.analysis.report import ecdf, ecdf_difference, metamer_table, random_meshes, write_table
 from lit3d.geometry.mesh import validate_mesh
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -144,10 +144,10 @@ def test_console_entry_point_dispatches_the_analysis_subcommands(monkeypatch, ca
     """The ``lit3d`` console script (pyproject) reaches the analyses, not only ``python -m``."""
     import tomllib
 
-    from lit3d.cli import entry_point
+    from lit3d.__main__ import entry_point
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["lit3d"] == "lit3d.cli:entry_point"
+    assert scripts["lit3d"] == "lit3d.__main__:entry_point"
     monkeypatch.setattr(sys, "argv", ["lit3d", "tune", "--config", "x.yaml",
                                       "--light_elevations", "0,45"])
     with pytest.raises(SystemExit) as exit_info:
@@ -169,3 +169,21 @@ def test_light_contact_sheet_shows_distinct_stimuli(tmp_path):
     sheet = read_description(sweep.contact_sheet(tmp_path / "light_contact.png", per_group=2))
     titles = [ax["title"] for ax in sheet["axes"]]
     assert sum("el 90°" in t for t in titles) == 1, titles
+
+
+def test_a_bug_is_not_reported_as_bad_input(monkeypatch):
+    """Only InputError (and missing files) is bad input, exit 2; a ValueError raised by a bug
+    propagates with its traceback."""
+    from lit3d.analysis import commands
+
+    def buggy(argv):
+        raise ValueError("a bug")
+
+    monkeypatch.setitem(commands.COMMANDS, "tune", buggy)
+    with pytest.raises(ValueError, match="a bug"):
+        commands.run("tune", [])
+    monkeypatch.setitem(commands.COMMANDS, "tune",
+                        lambda argv: (_ for _ in ()).throw(commands.InputError("bad")))
+    with pytest.raises(SystemExit) as exit_info:
+        commands.run("tune", [])
+    assert exit_info.value.code == 2

@@ -17,7 +17,8 @@ from lit3d.data.views import (
 
 
 def test_spherical_convention():
-    assert torch.allclose(spherical_to_cartesian(0.0, 0.0, 2.0), torch.tensor([2.0, 0, 0]), atol=1e-6)
+    assert torch.allclose(spherical_to_cartesian(0.0, 0.0, 2.0), torch.tensor([2.0, 0, 0]),
+                          atol=1e-6)
     assert torch.allclose(spherical_to_cartesian(90.0, 0.0), torch.tensor([0.0, 1, 0]), atol=1e-6)
     assert torch.allclose(spherical_to_cartesian(0.0, 90.0), torch.tensor([0.0, 0, 1]), atol=1e-6)
 
@@ -48,7 +49,8 @@ def test_views_index_cat_and_dicts():
     assert len(views) == 2 and len(views[1]) == 1
     assert torch.equal(views[1].camera_position, views.camera_position[1:])
     dicts = views.as_dicts()
-    assert dicts[0]["camera_position"] == [0.0, 0.0, 10.0] and isinstance(dicts[0]["fov_deg"], float)
+    assert dicts[0]["camera_position"] == [0.0, 0.0, 10.0]
+    assert isinstance(dicts[0]["fov_deg"], float)
 
 
 def test_jitter_keeps_distance_and_tilts_by_the_requested_angle():

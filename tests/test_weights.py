@@ -6,8 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from lit3d.models.weights import (WeightsError, fetch_weights, load_weights, match_by_order,
-                                  read_state_dict)
+from lit3d.models.weights import (
+    WeightsError,
+    fetch_weights,
+    load_weights,
+    match_by_order,
+    read_state_dict,
+)
 
 
 def small_net() -> nn.Module:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import torch
 
 from lit3d.errors import InputError
@@ -393,8 +392,14 @@ def report(argv: list[str] | None = None) -> dict[str, Any]:
     ``report.json``."""
     import shlex
 
-    from lit3d.analysis.report import (metamer_table, null_similarities, plot_ecdfs,
-                                       random_meshes, read_run, write_table)
+    from lit3d.analysis.report import (
+        metamer_table,
+        null_similarities,
+        plot_ecdfs,
+        random_meshes,
+        read_run,
+        write_table,
+    )
     from lit3d.cli import build
     from lit3d.geometry.mesh import Mesh
     from lit3d.runs import Run
@@ -477,7 +482,7 @@ def run(command: str, argv: list[str]) -> None:
     quiet()
     try:
         COMMANDS[command](argv)
-    except (InputError, FileNotFoundError, ValueError) as error:
+    except (InputError, FileNotFoundError) as error:  # a ValueError elsewhere is a bug
         if os.environ.get("LIT3D_TRACEBACK"):
             raise
         print(f"lit3d {command}: error: {error}", file=sys.stderr, flush=True)

@@ -31,6 +31,7 @@ from torch import Tensor
 from lit3d.analysis.tuning import hemisphere_positions, pose_rotations
 from lit3d.console import progress
 from lit3d.data.views import Views
+from lit3d.errors import InputError
 from lit3d.render.base import Renderer
 
 SIDECAR = "stimulus.json"
@@ -52,7 +53,7 @@ def renderer_spec(renderer: Renderer) -> dict[str, Any]:
         try:
             json.dumps(value)
         except TypeError:
-            raise ValueError(f"cannot export {cls.__name__}: its argument {name!r} "
+            raise InputError(f"cannot export {cls.__name__}: its argument {name!r} "
                              f"({type(value).__name__}) is not JSON-serializable") from None
         init_args[name] = value
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
@@ -98,11 +99,11 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
         response: (B, 3, H, W) renders -> (B,) the unit's responses, recorded per render.
         optimum: the unit's response to its optimal image, for ``normalized_response``.
     """
-    from callbacks.artifacts import save_image
     from lit3d.geometry.io import save_mesh
+    from lit3d.images import save_image
 
     if len(view) != 1:
-        raise ValueError(f"export takes one base view, got {len(view)}")
+        raise InputError(f"export takes one base view, got {len(view)}")
     out = Path(out)
     (out / "renders").mkdir(parents=True, exist_ok=True)
     meshes = {fmt: save_mesh(out / f"mesh.{fmt}", vertices.detach().cpu(), faces.cpu()).name
@@ -110,7 +111,8 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
     if lights is None:
         light_positions = [(None, view.light_position[0])]
     else:
-        positions = hemisphere_positions(view.to("cpu"), torch.tensor([a for a, _ in lights]).float(),
+        azimuths = torch.tensor([a for a, _ in lights]).float()
+        positions = hemisphere_positions(view.to("cpu"), azimuths,
                                          torch.tensor([e for _, e in lights]).float())
         light_positions = list(zip(lights, positions))
     base = view.as_dicts()[0]
@@ -153,8 +155,8 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
 def rerender(sidecar: str | Path, out: str | Path) -> list[Path]:
     """Renders every entry of ``sidecar`` again from its mesh (``mesh.ply``) into ``out``
     (same file names); returns the written PNGs."""
-    from callbacks.artifacts import save_image
     from lit3d.geometry.io import load_mesh
+    from lit3d.images import save_image
 
     sidecar = Path(sidecar)
     spec = json.loads(sidecar.read_text())

@@ -78,14 +78,14 @@ def object_figure(path: str | Path, renderer: Renderer, vertices: Tensor, faces:
                   colors: Tensor | None = None) -> Path:
     """Writes the figure: the fit's camera and light (rendered at ``size`` pixels) beside the
     :data:`OBLIQUE` views of :func:`framing_views`, each panel ``size`` pixels wide."""
-    from callbacks.artifacts import linear_to_srgb
     from lit3d.figures import pyplot, save_figure
+    from lit3d.render.tonemap import srgb_encode
 
     plt = pyplot()
     views = Views.cat([model_view[:1].to("cpu"),
                        framing_views(vertices, [a for a, _ in OBLIQUE], [e for _, e in OBLIQUE],
                                      model_view.to("cpu"))])
-    images = linear_to_srgb(render_views(renderer, vertices, faces, views, size, spp, colors))
+    images = srgb_encode(render_views(renderer, vertices, faces, views, size, spp, colors))
     titles = ["the model's view (its camera and light)"] + [
         f"whole object, azimuth {a:g}°, elevation {e:g}°" for a, e in OBLIQUE]
     dpi = 100
@@ -109,11 +109,11 @@ def turntable(path: str | Path, renderer: Renderer, vertices: Tensor, faces: Ten
     suffix picks the format (``.webp`` or ``.gif``)."""
     from PIL import Image
 
-    from callbacks.artifacts import linear_to_srgb
+    from lit3d.render.tonemap import srgb_encode
 
     azimuths = [360.0 * k / frames for k in range(frames)]
     views = framing_views(vertices, azimuths, [elevation_deg] * frames, model_view.to("cpu"))
-    images = linear_to_srgb(render_views(renderer, vertices, faces, views, size, spp, colors))
+    images = srgb_encode(render_views(renderer, vertices, faces, views, size, spp, colors))
     pictures = [Image.fromarray((im.nan_to_num(0.0).permute(1, 2, 0).numpy() * 255 + 0.5)
                                 .astype("uint8")) for im in images]
     path = Path(path)

@@ -6,8 +6,9 @@ shape ``(1, C, S, S)``), as in the sinzlab MEI tools (Walker et al. 2019; Pierzc
 high-frequency patterns a raw gradient favours), a gradient-ascent step of ``lr × norm`` in the
 direction of the blurred gradient is taken (plain ascent, as those tools do: Adam's per-pixel
 scaling drives the image towards the *sign* of the gradient, measured 0.48 of the optimum on a
-simple cell), and the image is projected back to the fixed L2 norm (25), the same norm every 3D render is scaled to before the model sees
-it. Its response is therefore directly comparable to a 3D-MEI's and to the unit's optimum.
+simple cell), and the image is projected back to the fixed L2 norm (25), the same norm every
+3D render is scaled to before the model sees it. Its response is therefore directly comparable
+to a 3D-MEI's and to the unit's optimum.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lit3d.console import progress
+from lit3d.errors import InputError
 from lit3d.figures import pyplot, save_figure
 
 
@@ -63,7 +65,7 @@ def pixel_mei(model, neuron: int = 0, steps: int = 300, lr: float = 0.1,
         seed: seed of the random start (white noise at the fixed norm).
     """
     if steps < 1 or lr <= 0 or norm <= 0:
-        raise ValueError("need steps >= 1, lr > 0 and norm > 0")
+        raise InputError("need steps >= 1, lr > 0 and norm > 0")
     size = input_size or getattr(model, "input_size", 64)
     with torch.no_grad():
         shape = model.preprocess(torch.rand(1, 3, size, size)).shape

@@ -7,8 +7,9 @@ or any mesh file), with a small Laplacian term keeping the surface smooth.
 
 The loss is the symmetric mean *squared* nearest-point distance between points sampled on the
 deformed surface (fresh face/barycentric samples every step, differentiable in the vertices)
-and a fixed sample of the target; the reported metric is :func:`lit3d.metrics.chamfer.chamfer_distance`
-(mean distance over 20k samples each way, divided by the target's bounding-box diagonal).
+and a fixed sample of the target; the reported metric is
+:func:`lit3d.metrics.chamfer.chamfer_distance` (mean distance over 20k samples each way,
+divided by the target's bounding-box diagonal).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor
 
 from lit3d.console import progress
+from lit3d.errors import InputError
 from lit3d.geometry.mesh import Mesh
 from lit3d.geometry.rbf import RBFDeformation
 from lit3d.geometry.regularizers import laplacian_loss
@@ -65,7 +67,7 @@ def fit_to_target(initial: Mesh, target: Mesh, steps: int = 150, lr: float = 2e-
         seed: seed of every sample.
     """
     if steps < 1 or lr <= 0:
-        raise ValueError("need steps >= 1 and lr > 0")
+        raise InputError("need steps >= 1 and lr > 0")
     g = torch.Generator().manual_seed(seed)
     faces = initial.faces.long()
     deformation = RBFDeformation(initial.vertices.float(),
@@ -108,8 +110,8 @@ def plot_fits(path, renders: dict[str, list[Tensor]], chamfer: dict[str, float])
     """One row per fitted pair: the initial mesh, the RBF fit and the target, each (3, H, W)
     linear render in ``renders[name]``, titled, the row labelled with the pair's name and its
     normalized Chamfer distance."""
-    from callbacks.artifacts import linear_to_srgb
     from lit3d.figures import pyplot, save_figure
+    from lit3d.render.tonemap import srgb_encode
 
     plt = pyplot()
     columns = ("initial mesh", "RBF fit", "target")
@@ -118,7 +120,7 @@ def plot_fits(path, renders: dict[str, list[Tensor]], chamfer: dict[str, float])
     for row, (name, images) in enumerate(renders.items()):
         for col, image in enumerate(images):
             ax = axes[row][col]
-            ax.imshow(linear_to_srgb(image.detach().cpu()).permute(1, 2, 0).numpy())
+            ax.imshow(srgb_encode(image.detach().cpu()).permute(1, 2, 0).numpy())
             ax.set_title(columns[col], fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from lit3d.console import progress
+from lit3d.errors import InputError
 from lit3d.geometry.mesh import Mesh
 
 
@@ -111,7 +112,7 @@ def read_run(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"run summary not found: {path}")
     summary = json.loads(path.read_text())
     if summary.get("per_view_similarity") is None:
-        raise ValueError(f"{path} has no per-view similarity (was the run given a model?)")
+        raise InputError(f"{path} has no per-view similarity (was the run given a model?)")
     summary["path"] = str(path.parent)
     return summary
 

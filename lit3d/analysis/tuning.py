@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from lit3d.console import progress
-from lit3d.figures import pyplot, save_figure
 from lit3d.data.views import Views, spherical_to_cartesian
+from lit3d.errors import InputError
+from lit3d.figures import pyplot, save_figure
 from lit3d.render.base import Renderer
 
 #: (B, 3, H, W) renders -> (B,) responses of one unit.
@@ -117,7 +118,7 @@ class Sweep:
     def contact_sheet(self, path: str | Path, per_group: int = 4, upscale: int = 2) -> Path:
         """PNG of renders in three rows: the ``per_group`` highest, middle and lowest
         responses (as Fig. 2B), each titled with its azimuth/elevation and response."""
-        from callbacks.artifacts import linear_to_srgb
+        from lit3d.render.tonemap import srgb_encode
 
         if self.images is None:
             raise ValueError("this sweep kept no images (keep_images=False)")
@@ -133,7 +134,7 @@ class Sweep:
         for row, (label, idx) in enumerate(groups.items()):
             for col, i in enumerate(idx.tolist()):
                 ax = axes[row][col]
-                ax.imshow(linear_to_srgb(self.images[i]).permute(1, 2, 0).numpy())
+                ax.imshow(srgb_encode(self.images[i]).permute(1, 2, 0).numpy())
                 ax.set_title(f"{label}: az {az[i]:.0f}°, el {el[i]:.0f}°\n"
                              f"response {float(self.responses.reshape(-1)[i]):.3g}", fontsize=8)
                 ax.set_xticks([])
@@ -184,7 +185,7 @@ def pose_sweep(renderer: Renderer, response: ResponseFn, vertices: Tensor, faces
     """Responses to the mesh (V, 3) rotated over the grid (module docstring), seen in ``view``
     (one view), rendered ``chunk`` poses per renderer call."""
     if len(view) != 1:
-        raise ValueError(f"a sweep takes one base view, got {len(view)}")
+        raise InputError(f"a sweep takes one base view, got {len(view)}")
     az, el = grid(azimuths_deg, elevations_deg)
     rotated = vertices[None].float() @ pose_rotations(az, el).to(vertices).transpose(1, 2)
     views = Views.cat([view] * len(az))
@@ -206,7 +207,7 @@ def check_light_elevations(elevation_deg) -> None:
     forward-facing hemisphere)."""
     elevation_deg = torch.as_tensor(elevation_deg, dtype=torch.float32)
     if ((elevation_deg <= 0) | (elevation_deg > 90)).any():
-        raise ValueError("light elevations must lie in (0, 90]: the forward-facing hemisphere")
+        raise InputError("light elevations must lie in (0, 90]: the forward-facing hemisphere")
 
 
 def hemisphere_positions(view: Views, azimuth_deg: Tensor, elevation_deg: Tensor) -> Tensor:
@@ -232,7 +233,7 @@ def light_sweep(renderer: Renderer, response: ResponseFn, vertices: Tensor, face
     """Responses to the mesh with the point light moved over the camera's forward-facing
     hemisphere (:func:`light_directions`), everything else as in ``view``."""
     if len(view) != 1:
-        raise ValueError(f"a sweep takes one base view, got {len(view)}")
+        raise InputError(f"a sweep takes one base view, got {len(view)}")
     positions = light_directions(view, azimuths_deg, elevations_deg)
     views = Views.cat([view] * len(positions)).replace(light_position=positions.to(
         view.light_position))

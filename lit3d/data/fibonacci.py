@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from lit3d.data.rig import (EpochShuffle, IndexedViews, RigViewsDataModule,  # noqa: F401
-                            collate_indexed)
+from lit3d.data.rig import RigViewsDataModule
 from lit3d.data.views import fibonacci_views
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
+import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-
-import lightning.pytorch as pl
 
 from lit3d.data.views import Views
 

@@ -7,8 +7,9 @@ from lit3d.data.views import turntable_views
 
 
 class TurntableViewsDataModule(RigViewsDataModule):
-    """Cameras evenly spaced in azimuth around the object (:func:`~lit3d.data.views.turntable_views`);
-    MRD's material scene uses 4. Batches are ``(indices, views)`` (:mod:`lit3d.data.rig`).
+    """Cameras evenly spaced in azimuth around the object
+    (:func:`~lit3d.data.views.turntable_views`); MRD's material scene uses 4. Batches are
+    ``(indices, views)`` (:mod:`lit3d.data.rig`).
 
     Args:
         num_views: cameras (4: front, side, back, side).

@@ -1,4 +1,5 @@
-"""Mesh file I/O through trimesh (OBJ, PLY, GLB, STL, OFF, ...), with errors that name the problem."""
+"""Mesh file I/O through trimesh (OBJ, PLY, GLB, STL, OFF, ...), with errors that name the
+problem."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def declared_face_count(path: Path) -> int | None:
     try:
         if suffix == ".obj":
             with path.open("rb") as handle:
-                return sum(1 for line in handle if line.startswith(b"f ") or line.startswith(b"f\t"))
+                return sum(1 for line in handle if line.startswith((b"f ", b"f\t")))
         if suffix == ".ply":
             with path.open("rb") as handle:
                 for _ in range(200):

@@ -241,7 +241,8 @@ class RBFDeformation(nn.Module):
 class VertexOffsets(nn.Module):
     """Free per-vertex offsets (no RBF coupling): ``v = v0 + δ``.
 
-    Args: as :class:`RBFDeformation` (``sigma`` is not used).
+    Args:
+        rest_vertices, offset_std, batch_shape, generator: as :class:`RBFDeformation`.
     """
 
     def __init__(

@@ -38,7 +38,9 @@ def remesh(vertices: Tensor, faces: Tensor, target_edge_length: float | None = N
         warnings.simplefilter("ignore", DeprecationWarning)
         import gpytoolbox
 
-    h = 0.5 * mean_edge_length(vertices, faces) if target_edge_length is None else target_edge_length
+    h = target_edge_length
+    if h is None:
+        h = 0.5 * mean_edge_length(vertices, faces)
     if not h > 0:
         raise ValueError(f"target_edge_length must be > 0, got {h}")
     v = vertices.detach().cpu().double().numpy()

@@ -3,8 +3,8 @@
 For each (orientation, frequency) on a grid, the image is regressed on a constant and the even and
 odd Gabors of :func:`lit3d.models.cells.gabor` (phase 0° and 90°) at a given centre and envelope;
 the pair of coefficients ``(p, q)`` gives the amplitude ``hypot(p, q)`` and the phase
-``atan2(q, p)`` in the convention of the cells (``cos(2π f u + φ)``). The grid point with the highest
-R² wins. Used to read the phase of complex-cell 3D-MEIs.
+``atan2(q, p)`` in the convention of the cells (``cos(2π f u + φ)``). The grid point with the
+highest R² wins. Used to read the phase of complex-cell 3D-MEIs.
 """
 
 from __future__ import annotations

@@ -6,10 +6,14 @@ from torch import Tensor, nn
 
 
 class ResponseModel(nn.Module):
-    """``images (B, 3, H, W) linear RGB -> responses (B, N)``.
+    """``images (B, 3, H, W) in [0, 1] -> responses (B, N)``.
 
-    Subclasses implement :meth:`preprocess` (their own grayscale / resize / normalization: the
-    modules never normalize for them) and :meth:`respond` on preprocessed inputs.
+    The images are in the colour space the model declares: the 3D-MEI models (cells, V4) take
+    the renders' linear RGB; vision networks (:class:`~lit3d.models.zoo.VisionModel`) take
+    display-encoded sRGB by default (``input_space``), as MRD feeds them tone-mapped,
+    sRGB-encoded renders. Subclasses implement :meth:`preprocess` (their own grayscale, resize
+    and normalization: the modules never normalize for them) and :meth:`respond` on
+    preprocessed inputs.
     """
 
     #: Number of output units N.

@@ -142,7 +142,8 @@ def match_by_order(state: Mapping[str, Tensor], model: nn.Module) -> dict[str, T
 
 
 def load_weights(model: nn.Module, source: str | os.PathLike, sha256: str | None = None,
-                 remap: Callable[[dict[str, Tensor], nn.Module], Mapping[str, Tensor]] | None = None,
+                 remap: Callable[[dict[str, Tensor], nn.Module], Mapping[str, Tensor]]
+                 | None = None,
                  strict: bool = True) -> nn.Module:
     """Fetches (:func:`fetch_weights`), reads, optionally renames (``remap``) and loads a
     checkpoint into ``model``; size or key mismatches raise :class:`WeightsError` naming them."""
@@ -152,5 +153,6 @@ def load_weights(model: nn.Module, source: str | os.PathLike, sha256: str | None
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as error:
-        raise WeightsError(f"weights {source} do not fit {type(model).__name__}: {error}") from error
+        raise WeightsError(
+            f"weights {source} do not fit {type(model).__name__}: {error}") from error
     return model

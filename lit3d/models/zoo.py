@@ -357,7 +357,8 @@ class VisionModel(ResponseModel):
         finally:
             handle.remove()
         if not captured:
-            raise RuntimeError(f"layer {layer!r} of {self.name} was not reached by the forward pass")
+            raise RuntimeError(
+                f"layer {layer!r} of {self.name} was not reached by the forward pass")
         return captured[0].flatten(1)
 
     def _lpips_latent(self, inputs: Tensor) -> Tensor:

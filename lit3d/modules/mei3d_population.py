@@ -6,8 +6,9 @@ per image), runs the response model once on that batch, and sums the units' loss
 image depends on its own mesh only and the model treats the images of a batch independently,
 so each unit's gradient is the one it would get alone (tested: equal to a lone ``MEI3D`` with
 the same seed; no gradient reaches another unit). Under a Lightning DDP strategy
-(``--trainer.strategy ddp --trainer.devices R``) rank ``r`` renders and backpropagates only units ``r, r + R, r + 2R, ...``. DDP averages gradients over ranks, so each
-rank's loss is multiplied by ``R`` and touches the other units' parameters with a zero weight:
+(``--trainer.strategy ddp --trainer.devices R``) rank ``r`` renders and backpropagates only
+units ``r, r + R, r + 2R, ...``. DDP averages gradients over ranks, so each rank's loss is
+multiplied by ``R`` and touches the other units' parameters with a zero weight:
 after the all-reduce every unit's gradient is exactly the one its rank computed, and every rank
 holds every unit's parameters (rank 0 writes all the artifacts). The per-unit responses are
 gathered across ranks each step, so every rank keeps the same best parameters of each unit.

@@ -32,8 +32,25 @@ TARGET_SEED = 2**30 + 17
 EVAL_SEED = 2**30 + 101
 
 
+def check_reconstruction_args(loss: str, model, lr: float, target_spp: int,
+                              eval_spp: int) -> None:
+    """The arguments every MRD reconstruction shares, checked: ``ValueError`` naming the
+    first bad one."""
+    if loss not in ("pixel", "latent"):
+        raise ValueError(f"unknown loss {loss!r}; use 'pixel' or 'latent'")
+    if loss == "latent" and model is None:
+        raise ValueError("loss='latent' needs a model (e.g. lit3d.models.VisionModel)")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if target_spp < 1 or eval_spp < 1:
+        raise ValueError("target_spp and eval_spp must be >= 1")
+
+
 class MRDReconstruction(pl.LightningModule):
     """Base class (see the module docstring). Call :meth:`setup_evaluation` in ``__init__``."""
+
+    #: Printed after the headline metric on the run's last line (none for MRD).
+    headline_extras: tuple[str, ...] = ()
 
     def setup_evaluation(self, model: torch.nn.Module | None, baseline: str | None) -> None:
         """The network (frozen; ``None`` for a pixel run without similarity) and the baseline

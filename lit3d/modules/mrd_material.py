@@ -27,11 +27,16 @@ from torch import Tensor
 
 from lit3d.data.views import Views
 from lit3d.losses import dual_buffer_loss, latent_loss, pixel_mae
-from lit3d.modules.mrd_base import MRDReconstruction
+from lit3d.modules.mrd_base import MRDReconstruction, check_reconstruction_args
 from lit3d.render.base import Seed
 from lit3d.render.material_scene import MaterialRenderer
-from lit3d.render.materials import (Material, clamp_principled, parameter_shape,
-                                    select_parameters, start_value)
+from lit3d.render.materials import (
+    Material,
+    clamp_principled,
+    parameter_shape,
+    select_parameters,
+    start_value,
+)
 
 
 class MRDMaterial(MRDReconstruction):
@@ -77,17 +82,10 @@ class MRDMaterial(MRDReconstruction):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["target", "renderer", "model"])
-        if loss not in ("pixel", "latent"):
-            raise ValueError(f"unknown loss {loss!r}; use 'pixel' or 'latent'")
+        check_reconstruction_args(loss, model, lr, target_spp, eval_spp)
         if pixel_loss not in ("auto", "dual_buffer", "mae"):
             raise ValueError(f"unknown pixel_loss {pixel_loss!r}; use 'auto', 'dual_buffer' or "
                              "'mae'")
-        if loss == "latent" and model is None:
-            raise ValueError("loss='latent' needs a model (e.g. lit3d.models.VisionModel)")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if target_spp < 1 or eval_spp < 1:
-            raise ValueError("target_spp and eval_spp must be >= 1")
         if not isinstance(target, Material):
             raise TypeError(f"target must be a lit3d.render.materials.Material, got "
                             f"{type(target).__name__}")

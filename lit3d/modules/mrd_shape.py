@@ -24,7 +24,7 @@ from lit3d.geometry.mesh import Mesh, validate_mesh
 from lit3d.geometry.primitives import IcoSphere, MeshSource
 from lit3d.losses import latent_loss, pixel_mae
 from lit3d.metrics.chamfer import chamfer_distance
-from lit3d.modules.mrd_base import EVAL_SEED, TARGET_SEED, MRDReconstruction  # noqa: F401
+from lit3d.modules.mrd_base import MRDReconstruction, check_reconstruction_args
 from lit3d.render.base import Renderer, Seed
 
 
@@ -69,16 +69,9 @@ class MRDShape(MRDReconstruction):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["target", "initial", "renderer", "model"])
-        if loss not in ("pixel", "latent"):
-            raise ValueError(f"unknown loss {loss!r}; use 'pixel' or 'latent'")
-        if loss == "latent" and model is None:
-            raise ValueError("loss='latent' needs a model (e.g. lit3d.models.VisionModel)")
+        check_reconstruction_args(loss, model, lr, target_spp, eval_spp)
         if lambda_ < 0:
             raise ValueError(f"the Large Steps lambda_ must be >= 0, got {lambda_}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if target_spp < 1 or eval_spp < 1:
-            raise ValueError("target_spp and eval_spp must be >= 1")
         if renderer is None:
             from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 

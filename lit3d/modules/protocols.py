@@ -1,9 +1,92 @@
-"""Contracts between the optimization modules and the callbacks that serve them."""
+"""Contracts between the optimization modules and the callbacks and commands that serve them.
+
+Every module offers :class:`Evaluated` and :class:`HasMesh` (or, with one stimulus per unit,
+:class:`HasMeshes`) and :class:`Previews`; MRD's adds :class:`Snapshots` (early stopping with
+the best state restored) and :class:`HasEpochHistory`, a shape reconstruction
+:class:`Remeshable`; the 3D-MEIs :class:`ShowsObjects`. Callbacks check these with
+``isinstance`` and name the missing contract when a module lacks one they need.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from lit3d.geometry.mesh import Mesh
+
+
+@runtime_checkable
+class Evaluated(Protocol):
+    """A module that measures its final stimulus: :class:`callbacks.FitArtifacts` writes the
+    measures to ``metrics.json`` and prints ``headline_metric`` and ``headline_extras`` as the
+    run's last line."""
+
+    headline_metric: str
+    headline_extras: tuple[str, ...]
+
+    def final_evaluation(self) -> dict[str, Any]:
+        """Final measures (floats, lists), plus optionally ``"images"`` (B, 3, H, W) with
+        ``"image_rows"``/``"image_columns"`` labels and a ``"summary"`` dict."""
+        ...
+
+
+@runtime_checkable
+class HasMesh(Protocol):
+    """A module whose stimulus is one triangle mesh."""
+
+    def current_mesh(self) -> Mesh:
+        """The current mesh: (V, 3) vertices (world units) and (F, 3) faces."""
+        ...
+
+
+@runtime_checkable
+class HasMeshes(Protocol):
+    """A module with one mesh per unit (``MEI3DPopulation``)."""
+
+    def meshes(self) -> dict[str, Mesh]:
+        """``{name: mesh}``, names usable in file names (``neuron_<n>``)."""
+        ...
+
+
+@runtime_checkable
+class Previews(Protocol):
+    """A module that can show its current stimulus (W&B media)."""
+
+    def preview_images(self) -> Tensor:
+        """(B, 3, H, W) linear renders of the current stimulus."""
+        ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """A module whose state can be saved and put back (early stopping restores the best)."""
+
+    def snapshot(self) -> dict[str, Tensor]:
+        """A detached copy of the optimized state (any topology)."""
+        ...
+
+    def restore(self, snapshot: dict[str, Tensor]) -> None:
+        """Puts a :meth:`snapshot` back."""
+        ...
+
+
+@runtime_checkable
+class Remeshable(Protocol):
+    """A shape reconstruction whose mesh :class:`callbacks.Remesh` replaces: ``set_mesh`` gives
+    it a new parameterization, ``remesh_count`` counts the remeshes and ``lr_scale`` (a 0-dim
+    buffer) holds the decay :class:`callbacks.DecayLROnRemesh` applies."""
+
+    remesh_count: int
+    lr_scale: Tensor
+
+    def current_mesh(self) -> Mesh: ...
+
+    def set_mesh(self, vertices: Tensor, faces: Tensor) -> None:
+        """Continues the optimization from this mesh ((V, 3) float, (F, 3) long)."""
+        ...
 
 
 @runtime_checkable

@@ -29,7 +29,6 @@ from torch import Tensor
 
 from lit3d.data.views import Views
 
-
 Seed = int | Sequence[int] | Tensor
 
 

@@ -119,7 +119,7 @@ class EnvironmentMap(Environment):
         import mitsuba as mi
         import torch
 
-        from lit3d.render.mitsuba import bitmap_io_threads, import_mitsuba, mitsuba_variant_for
+        from lit3d.render.backend import bitmap_io_threads, import_mitsuba, mitsuba_variant_for
 
         if mi.variant() is None:  # any variant reads bitmaps; pick the one renders will use
             import_mitsuba(mitsuba_variant_for(torch.device("cuda" if torch.cuda.is_available()
@@ -131,3 +131,19 @@ class EnvironmentMap(Environment):
         except Exception as error:  # noqa: BLE001 (Mitsuba raises RuntimeError variants)
             raise ValueError(f"could not read environment map {self.path}: {error}") from error
         return np.ascontiguousarray(np.asarray(bitmap), dtype=np.float32) * self.scale
+
+
+def default_environment(environment: Environment | None) -> Environment:
+    """``environment``, or the procedural :class:`SunSky` when it is ``None``; anything else
+    is refused."""
+    environment = environment if environment is not None else SunSky()
+    if not isinstance(environment, Environment):
+        raise TypeError(f"environment must be an Environment, got {type(environment).__name__}")
+    return environment
+
+
+def envmap_emitter(mi, environment: Environment, resolution: int) -> dict:
+    """Mitsuba ``envmap`` emitter of ``environment`` rendered at ``resolution`` rows, turned so
+    that the map's ``+y`` up is the world's ``+z``."""
+    return {"type": "envmap", "bitmap": mi.Bitmap(environment.image(resolution)),
+            "to_world": mi.ScalarTransform4f().rotate(axis=[1, 0, 0], angle=90)}

@@ -24,10 +24,10 @@ from torch import Tensor
 
 from lit3d.data.views import Views
 from lit3d.errors import InputError
+from lit3d.render.backend import import_mitsuba, match_threads, mitsuba_variant_for
 from lit3d.render.base import Seed, view_seeds
-from lit3d.render.environment import Environment
+from lit3d.render.environment import Environment, default_environment, envmap_emitter
 from lit3d.render.materials import PRINCIPLED_PARAMETERS, Material, principled_dict
-from lit3d.render.mitsuba import import_mitsuba, match_threads, mitsuba_variant_for
 
 #: Integrators that path-trace (indirect light, Monte Carlo noise in every pixel): MRD uses the
 #: dual-buffer loss with them.
@@ -70,16 +70,13 @@ class MaterialRenderer:
                 raise InputError(f"object mesh not found: {path}")
             if path.suffix.lower() not in (".obj", ".ply"):
                 raise InputError(f"object mesh must be .obj or .ply, got {path.name}")
-        from lit3d.render.environment import SunSky
-
-        environment = environment if environment is not None else SunSky()
-        if not isinstance(environment, Environment):
-            raise TypeError(f"environment must be an Environment, got {type(environment).__name__}")
+        environment = default_environment(environment)
         self.image_size, self.spp, self.integrator = int(image_size), int(spp), integrator
         self.max_depth = int(max_depth)
         self.environment, self.environment_resolution = environment, int(environment_resolution)
         self.object, self.floor = object, bool(floor)
-        self.floor_height, self.floor_size, self.checks = float(floor_height), float(floor_size), int(checks)
+        self.floor_height, self.floor_size = float(floor_height), float(floor_size)
+        self.checks = int(checks)
         self._scenes: dict[Any, Any] = {}
         self._sensors: dict[tuple, Any] = {}
 
@@ -112,11 +109,7 @@ class MaterialRenderer:
         scene: dict[str, Any] = {
             "type": "scene",
             "integrator": {"type": self.integrator, "max_depth": self.max_depth},
-            "environment": {
-                "type": "envmap",
-                "bitmap": mi.Bitmap(self.environment.image(self.environment_resolution)),
-                "to_world": mi.ScalarTransform4f().rotate(axis=[1, 0, 0], angle=90),
-            },
+            "environment": envmap_emitter(mi, self.environment, self.environment_resolution),
             "object": self._object(mi, bsdf),
         }
         if self.floor:

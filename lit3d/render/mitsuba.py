@@ -15,89 +15,25 @@ silhouette gradients.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import threading
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from lit3d.data.views import Views
+from lit3d.render.backend import (
+    import_mitsuba,
+    match_threads,
+    mitsuba_variant_for,
+    to_drjit,
+    to_torch,
+)
 from lit3d.render.base import Renderer, Seed, view_seeds
-from lit3d.render.environment import Environment
-from lit3d.render.llvm import check_libllvm, configure_libllvm
+from lit3d.render.environment import Environment, default_environment, envmap_emitter
 
-_VARIANT_LOCK = threading.Lock()
 #: Scene parameter of the per-vertex albedo (a mesh attribute), when the render has colours.
 COLOR_ATTRIBUTE = "vertex_color"
 COLOR_KEY = f"mesh.{COLOR_ATTRIBUTE}"
-
-
-def mitsuba_variant_for(device: torch.device) -> str:
-    """``cuda_ad_rgb`` for CUDA tensors, ``llvm_ad_rgb`` otherwise."""
-    return "cuda_ad_rgb" if device.type == "cuda" else "llvm_ad_rgb"
-
-
-def import_mitsuba(variant: str):
-    """Imports Mitsuba with ``variant`` active (a process-wide setting) and returns ``(mi, dr)``.
-
-    Raises ``RuntimeError`` if another AD variant is already active or libLLVM is too old.
-    """
-    with _VARIANT_LOCK:
-        if variant.startswith("llvm"):
-            configure_libllvm()
-        import drjit as dr
-        import mitsuba as mi
-
-        current = mi.variant()
-        if current is None or current.startswith("scalar"):
-            mi.set_variant(variant)
-        elif current != variant:
-            raise RuntimeError(
-                f"Mitsuba variant {current!r} is already active in this process; cannot switch "
-                f"to {variant!r} (keep all tensors of a run on one device)"
-            )
-        if variant.startswith("llvm"):
-            check_libllvm()
-        return mi, dr
-
-
-def match_threads(dr, variant: str) -> None:
-    """Gives Dr.Jit's LLVM back-end torch's thread count (``torch.get_num_threads()``), and one
-    thread while torch is in deterministic mode (``Trainer(deterministic=True)``).
-
-    Threads: torch and Dr.Jit take turns in a step (render, then network), so each may use all
-    the cores torch is given; following torch means one setting governs both, and the thread
-    count Lightning gives each DDP process on one machine (cores / processes) holds for the
-    renderer too instead of every rank running a pool as large as the machine
-    (``bench/threads.py`` measures the alternatives). Determinism: Mitsuba accumulates
-    gradients with atomic float adds whose order varies between threads, so two
-    multi-threaded runs differ by ~1e-6 after a few steps (measured, and more after remeshing
-    amplifies it); on one thread they are bit-identical. The CUDA back-end's atomics stay
-    unordered."""
-    if not variant.startswith("llvm"):
-        return
-    wanted = 1 if torch.are_deterministic_algorithms_enabled() else torch.get_num_threads()
-    if dr.thread_count() != wanted:
-        dr.set_thread_count(wanted)
-
-
-@contextmanager
-def bitmap_io_threads():
-    """Mitsuba's OpenEXR reader and writer wait on Dr.Jit's thread pool and hang forever when it
-    has one thread (as in deterministic mode; measured): bitmap file I/O gets two threads for
-    its duration."""
-    import drjit as dr
-
-    count = dr.thread_count()
-    if count < 2:
-        dr.set_thread_count(2)
-    try:
-        yield
-    finally:
-        if dr.thread_count() != count:
-            dr.set_thread_count(count)
 
 
 def _vertex_positions_key(params) -> str:
@@ -269,7 +205,7 @@ class MitsubaRenderer(Renderer):
         the mesh positions, or the per-vertex ``vertex_color``), tracking its gradient if
         ``grad``; returns the Dr.Jit array. Updating the positions rebuilds the BVH and the
         vertex normals."""
-        array = _to_drjit(dr, mi, values.reshape(-1)).array
+        array = to_drjit(dr, mi, values.reshape(-1)).array
         if grad:
             dr.enable_grad(array)
         self._params[key] = array
@@ -301,36 +237,15 @@ class MitsubaRenderer(Renderer):
         return torch.stack(images).to(vertices.device)
 
 
-def _to_drjit(dr, mi, tensor: Tensor):
-    """A torch tensor as a ``mi.TensorXf`` that owns its memory. Dr.Jit maps a torch tensor's
-    memory without owning it (DLPack; measured: replayed kernels read freed memory), so the
-    mapped values are copied by a kernel while the tensor is alive."""
-    tensor = tensor.detach().float().contiguous()
-    if tensor.is_cuda:
-        torch.cuda.synchronize(tensor.device)
-    mapped = mi.TensorXf(tensor)
-    owned = mi.TensorXf(mapped.array * dr.opaque(mi.Float, 1.0), mapped.shape)
-    dr.eval(owned)
-    dr.sync_thread()
-    return owned
-
-
-def _to_torch(dr, array) -> Tensor:
-    """A Dr.Jit array or tensor as a torch tensor of its own (evaluated, synchronized, copied
-    out of Dr.Jit's memory, which Dr.Jit may reuse)."""
-    dr.eval(array)
-    dr.sync_thread()
-    return array.torch().clone()
-
-
 class _Kernels:
     """The two Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
     ``freeze``: the primal image, and the adjoint pass that turns an image gradient into
     gradients of the scene's tracked variables. Replaying skips Dr.Jit's tracing of the whole
     integrator (``bench/render_step.py``, ``prb`` at 64² × 16 spp: render + backward 32.7 ms
-    traced, 19.1 ms replayed). The arguments that change (scene state, seeds, image gradient) are Dr.Jit inputs;
-    ``spp`` is a Python int, so each sample count gets its own recording (measured: the scene's
-    first render records twice, as it creates the film's storage; then every call replays)."""
+    traced, 19.1 ms replayed). The arguments that change (scene state, seeds, image gradient)
+    are Dr.Jit inputs; ``spp`` is a Python int, so each sample count gets its own recording
+    (measured: the scene's first render records twice, as it creates the film's storage; then
+    every call replays)."""
 
     def __init__(self, mi, dr, freeze: bool, freeze_backward: bool,
                  silhouette_spp: int | None = None):
@@ -394,7 +309,7 @@ class _ViewRender(torch.autograd.Function):
             renderer._set_buffer(mi, dr, COLOR_KEY, colors, grad=False)
         primal_seed, _ = kernels.seeds(seed)
         image = kernels.primal(renderer._scene, primal_seed, spp)
-        return _to_torch(dr, image).to(positions.device)
+        return to_torch(dr, image).to(positions.device)
 
     @staticmethod
     def backward(ctx, grad):
@@ -406,13 +321,13 @@ class _ViewRender(torch.autograd.Function):
         tracked = {name: renderer._set_buffer(mi, dr, key, values, grad=grad)
                    for name, (key, values, grad) in inputs.items() if values is not None}
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
-        grad_image = _to_drjit(dr, mi, grad)
+        grad_image = to_drjit(dr, mi, grad)
         renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp)
         grads = {}
         for name, array in tracked.items():
             _, source, grad_needed = inputs[name]
             if grad_needed:
-                gradient = _to_torch(dr, dr.grad(array)).reshape(source.shape)
+                gradient = to_torch(dr, dr.grad(array)).reshape(source.shape)
                 dr.disable_grad(array)
                 grads[name] = gradient.to(source.device, source.dtype)
         return (grads.get("positions"), grads.get("colors"), None, None, None, None, None, None)
@@ -439,21 +354,8 @@ class MitsubaEnvironmentRenderer(MitsubaRenderer):
         super().__init__(image_size=image_size, spp=spp, integrator=integrator,
                          integrator_options=integrator_options, albedo=albedo, background=0.0,
                          freeze=freeze)
-        from lit3d.render.environment import SunSky
-
-        environment = environment if environment is not None else SunSky()
-        if not isinstance(environment, Environment):
-            raise TypeError(f"environment must be an Environment, got {type(environment).__name__}")
-        self.environment = environment
+        self.environment = default_environment(environment)
         self.environment_resolution = int(environment_resolution)
 
     def _emitters(self, mi) -> dict[str, Any]:
-        image = self.environment.image(self.environment_resolution)
-        return {
-            "environment": {
-                "type": "envmap",
-                "bitmap": mi.Bitmap(image),
-                # Mitsuba's envmap is +y up; the world is +z up.
-                "to_world": mi.ScalarTransform4f().rotate(axis=[1, 0, 0], angle=90),
-            }
-        }
+        return {"environment": envmap_emitter(mi, self.environment, self.environment_resolution)}

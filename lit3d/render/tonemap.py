@@ -20,7 +20,8 @@ def srgb_encode(linear: Tensor) -> Tensor:
     """IEC 61966-2-1 sRGB transfer curve on [0, 1] (clamped): 12.92·x below 0.0031308,
     else 1.055·x^(1/2.4) − 0.055. Differentiable (the power is taken of a clamped value)."""
     x = linear.clamp(0, 1)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    curve = 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055
+    return torch.where(x <= 0.0031308, 12.92 * x, curve)
 
 
 def srgb_decode(encoded: Tensor) -> Tensor:
