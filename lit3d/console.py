@@ -21,6 +21,7 @@ LIBRARY_WARNINGS = (
     r".*treespec, LeafSpec.*",  # torch pytree deprecation, raised inside Lightning
     r".*does not have many workers.*",  # the views are made in the main process on purpose
     r".*LightningCLI's args parameter is intended.*",
+    r".*module\(s\) in eval mode at the start of training.*",  # frozen networks, by design
 )
 
 _log = logging.getLogger("lit3d")

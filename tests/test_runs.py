@@ -137,6 +137,19 @@ def test_fit_output_has_no_library_noise(tmp_path):
     assert lines[-1].startswith("normalized_response=")
 
 
+def test_mrd_fit_output_has_no_library_noise(tmp_path):
+    """An MRD fit (frozen network in eval mode, remeshing) prints only lit3d's own lines."""
+    result = lit3d("fit", "--config", MRD, *TINY_MRD, "--trainer.max_epochs", "2",
+                   "--callbacks.Remesh.epochs", "[1]",
+                   "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if "remeshed" in line], result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("artifacts written to") and len(lines) == 2, result.stdout
+    assert lines[-1].startswith("chamfer=")
+
+
 def test_analysis_commands_take_the_run_directory_and_analyse_the_fitted_unit(cell67, tmp_path):
     from lit3d.analysis.commands import load_fitted, tune_parser
 
