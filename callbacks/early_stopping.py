@@ -40,9 +40,17 @@ class EarlyStoppingRestoreBest(EarlyStopping):
                             f"restore its state (lit3d.modules.protocols.Snapshots); "
                             f"{type(pl_module).__name__} is not one")
 
-    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         before = self.best_score.clone()
-        super()._run_early_stopping_check(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        self._remember_if_improved(trainer, before)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        before = self.best_score.clone()
+        super().on_validation_end(trainer, pl_module)
+        self._remember_if_improved(trainer, before)
+
+    def _remember_if_improved(self, trainer: pl.Trainer, before: torch.Tensor) -> None:
         if not torch.equal(before, self.best_score.to(before.device)):
             snapshot = trainer.lightning_module.snapshot()
             self.best = {**snapshot, "epoch": int(trainer.current_epoch),

