@@ -53,12 +53,13 @@ CONFIGS = {
     "mrd_demo": ["--model.init_args.loss", "latent",
                  "--model.init_args.model.init_args.weights", "null"],
     # P4: the simple-cell step at 128 x 128 with 8 views a step.
-    "mei3d_p4": ["--config", str(ROOT / "configs" / "mei3d_simple_cell.yaml"),
-                 "--model.init_args.renderer.init_args.image_size", "128",
+    "mei3d_p4": ["--model.init_args.renderer.init_args.image_size", "128",
                  "--model.init_args.response_model.init_args.input_size", "128",
                  "--data.init_args.num_views", "8", "--data.init_args.batch_size", "8"],
 }
 P4_CONFIG, P4_TARGET_S = "mei3d_p4", 0.020
+#: Configurations that are another config's file with their overrides.
+BASE_CONFIG = {P4_CONFIG: "mei3d_simple_cell"}
 OVERHEAD = ("deform", "deform backward", "regularizers", "regularizers backward", "render",
             "render backward")
 NETWORK = ("network", "network backward")
@@ -71,10 +72,8 @@ def build(name: str, overrides: list[str] | None = None):
 
     argv, sys.argv = sys.argv, sys.argv[:1]  # the CLI must not see this script's arguments
     try:
-        config = ROOT / "configs" / f"{name}.yaml"
+        config = ROOT / "configs" / f"{BASE_CONFIG.get(name, name)}.yaml"
         extra = CONFIGS[name] if overrides is None else overrides
-        if not config.is_file():  # a variant of another config, named by its overrides
-            config, extra = Path(extra[1]), extra[2:]
         cli = main(["--config", str(config), "--trainer.logger", "false", *extra], run=False)
     finally:
         sys.argv = argv

@@ -10,7 +10,7 @@ from lit3d.geometry.topology import boundary_vertices
 from lit3d.render.mitsuba import MitsubaRenderer
 
 pytest.importorskip("pytorch3d.renderer", reason="PyTorch3D is not installed (optional)")
-from lit3d.render.pytorch3d import PyTorch3DRenderer, bin_settings  # noqa: E402
+from lit3d.render.pytorch3d import PyTorch3DRenderer, faces_per_bin  # noqa: E402
 
 
 def bumpy_sheet(resolution: int, size: float = 2.0):
@@ -42,7 +42,7 @@ def test_vertex_gradients_agree_in_direction_with_mitsuba_on_interior_vertices()
 def test_a_40k_face_mesh_renders_without_bin_overflow():
     vertices, faces = bumpy_sheet(142)  # 2 x 142^2 = 40 328 faces
     assert faces.shape[0] > 40_000
-    assert bin_settings(faces.shape[0])[1] >= faces.shape[0]
+    assert faces_per_bin(faces.shape[0]) >= faces.shape[0]
     views = overhead_views()
     image = PyTorch3DRenderer(image_size=64)(vertices, faces, views)
     reference = MitsubaRenderer(image_size=64, spp=64)(vertices, faces, views)

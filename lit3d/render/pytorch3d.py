@@ -70,12 +70,12 @@ def _inverse_square_point_lights(p3d_renderer):
     return InverseSquarePointLights
 
 
-def bin_settings(num_faces: int) -> tuple[int | None, int]:
-    """(``bin_size``, ``max_faces_per_bin``) of PyTorch3D's coarse-to-fine rasterizer for a mesh
-    of ``num_faces``: PyTorch3D's own bin size, and room in every bin for all the faces, so a
-    dense mesh never overflows a bin ("bin size too small", which drops faces). Memory:
-    ``bins × max_faces_per_bin`` int32, e.g. 64 bins × 40k faces = 10 MB."""
-    return None, max(10_000, int(num_faces))
+def faces_per_bin(num_faces: int) -> int:
+    """``max_faces_per_bin`` of PyTorch3D's coarse-to-fine rasterizer (its own bin size kept):
+    room in every bin for all ``num_faces`` faces, so a dense mesh never overflows a bin ("bin
+    size too small", which drops faces). Memory: ``bins × max_faces_per_bin`` int32, e.g.
+    64 bins × 40k faces = 10 MB."""
+    return max(10_000, int(num_faces))
 
 
 class PyTorch3DRenderer(Renderer):
@@ -95,7 +95,7 @@ class PyTorch3DRenderer(Renderer):
         blur_sigma: ``BlendParams.sigma`` of the soft rasterizer (silhouette smoothness).
         gamma: ``BlendParams.gamma`` (z-blending sharpness).
         faces_per_pixel: faces blended per pixel.
-        max_faces_per_bin: room per rasterizer bin; ``None``: every face (:func:`bin_settings`).
+        max_faces_per_bin: room per rasterizer bin; ``None``: every face (:func:`faces_per_bin`).
     """
 
     def __init__(
@@ -154,14 +154,12 @@ class PyTorch3DRenderer(Renderer):
         )
         blend = p3d.BlendParams(sigma=self.blur_sigma, gamma=self.gamma,
                                 background_color=(self.background,) * 3)
-        bin_size, max_faces = bin_settings(int(faces.shape[0]))
         raster = p3d.RasterizationSettings(
             image_size=self.image_size,
             blur_radius=math.log(1.0 / 1e-4 - 1.0) * self.blur_sigma,
             faces_per_pixel=self.faces_per_pixel,
             perspective_correct=True,
-            bin_size=bin_size,
-            max_faces_per_bin=self.max_faces_per_bin or max_faces,
+            max_faces_per_bin=self.max_faces_per_bin or faces_per_bin(int(faces.shape[0])),
         )
         renderer = p3d.MeshRenderer(
             rasterizer=p3d.MeshRasterizer(cameras=cameras, raster_settings=raster),
