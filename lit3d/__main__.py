@@ -1,14 +1,14 @@
 """``python -m lit3d`` and the ``lit3d`` console script: the analysis subcommands
-(:data:`lit3d.analysis.commands.COMMANDS`), else the Lightning CLI (:func:`lit3d.cli.main`)."""
+(:data:`lit3d.commands.COMMANDS`), else the Lightning CLI (:func:`lit3d.cli.main`)."""
 
 import sys
 
 
 def entry_point() -> None:
-    from lit3d.analysis.commands import COMMANDS, run
+    from lit3d.commands import COMMANDS, dispatch
 
     if sys.argv[1:2] and sys.argv[1] in COMMANDS:
-        run(sys.argv[1], sys.argv[2:])
+        dispatch(sys.argv[1], sys.argv[2:])
     else:
         from lit3d.cli import main
 

@@ -106,8 +106,8 @@ def test_mei3d_with_color_optimizes_both_and_reports_the_shape_only_response():
     assert result["normalized_response"] > 0.5
     assert "color" in module.regularizers(module.vertices())
     # the best state (restored at the end) includes the colours
-    assert "color.logits" in module._best_state
-    assert torch.equal(module._best_state["color.logits"], module.color.logits)
+    assert "color.logits" in module.best_state
+    assert torch.equal(module.best_state["color.logits"], module.color.logits)
 
 
 @pytest.mark.slow

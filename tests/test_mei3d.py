@@ -130,7 +130,7 @@ def test_restore_best_returns_to_the_best_step():
     module.on_save_checkpoint(checkpoint)
     fresh = tiny_module()
     fresh.on_load_checkpoint(checkpoint)
-    assert fresh._best_state is not None
+    assert fresh.best_state is not None
 
 
 @pytest.mark.filterwarnings(UNATTACHED_LOG)

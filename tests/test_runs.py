@@ -151,9 +151,10 @@ def test_mrd_fit_output_has_no_library_noise(tmp_path):
 
 
 def test_analysis_commands_take_the_run_directory_and_analyse_the_fitted_unit(cell67, tmp_path):
-    from lit3d.analysis.commands import load_fitted, tune_parser
+    from lit3d.commands.fitted import load_fitted
+    from lit3d.commands.tune import parser
 
-    module, vertices, _, _, _ = load_fitted(tune_parser().parse_args(["--run", str(cell67)]))
+    module, vertices, _, _, _ = load_fitted(parser().parse_args(["--run", str(cell67)]))
     assert float(module.response_model.params["orientation_deg"][0]) == 67.0
     assert torch.equal(vertices, load_mesh(cell67 / "mesh.ply")[0])
     for command, extra in (("tune", QUICK_TUNE), ("export", ["--spp", "2"]),

@@ -135,7 +135,7 @@ def test_tune_command_writes_every_output_and_refuses_bad_grids(tmp_path):
 
 @pytest.mark.parametrize("text,expected", [("0:30:10", [0.0, 10.0, 20.0]), ("5,-5", [5.0, -5.0])])
 def test_grid_parsing(text, expected):
-    from lit3d.analysis.commands import parse_grid
+    from lit3d.commands.fitted import parse_grid
 
     assert parse_grid(text).tolist() == expected
 
@@ -174,16 +174,23 @@ def test_light_contact_sheet_shows_distinct_stimuli(tmp_path):
 def test_a_bug_is_not_reported_as_bad_input(monkeypatch):
     """Only InputError (and missing files) is bad input, exit 2; a ValueError raised by a bug
     propagates with its traceback."""
-    from lit3d.analysis import commands
+    import types
+
+    from lit3d import commands
+    from lit3d.errors import InputError
 
     def buggy(argv):
         raise ValueError("a bug")
 
-    monkeypatch.setitem(commands.COMMANDS, "tune", buggy)
+    def bad(argv):
+        raise InputError("bad")
+
+    for name, run in (("buggy", buggy), ("bad", bad)):
+        monkeypatch.setitem(sys.modules, f"lit3d_test_{name}", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(commands.COMMANDS, "tune", "lit3d_test_buggy")
     with pytest.raises(ValueError, match="a bug"):
-        commands.run("tune", [])
-    monkeypatch.setitem(commands.COMMANDS, "tune",
-                        lambda argv: (_ for _ in ()).throw(commands.InputError("bad")))
+        commands.dispatch("tune", [])
+    monkeypatch.setitem(commands.COMMANDS, "tune", "lit3d_test_bad")
     with pytest.raises(SystemExit) as exit_info:
-        commands.run("tune", [])
+        commands.dispatch("tune", [])
     assert exit_info.value.code == 2

@@ -214,7 +214,8 @@ class MEI3D(pl.LightningModule):
         # Per-run offset of the render seeds: fresh noise every step, different for every seed.
         self.register_buffer("render_seed", torch.randint(0, 2**31 - 1, ()))
         self.register_buffer("best_response", torch.tensor(float("-inf")))
-        self._best_state: dict[str, Tensor] | None = None
+        #: Copy of the stimulus parameters of the best training response (``restore_best``).
+        self.best_state: dict[str, Tensor] | None = None
         self.register_buffer("lr_scale", torch.tensor(1.0))  # halved by each rollback
         self._steps_below = 0
         self.rollbacks = 0
@@ -293,8 +294,12 @@ class MEI3D(pl.LightningModule):
         _, responses = self.respond(vertices, views, seed=seed)
         response = responses.mean()
         regs = self.regularizers(vertices)
-        loss = -response + sum(getattr(self.hparams, f"lambda_{k}") * regs[k] for k in regs)
-        return loss, response, regs
+        return self.loss(response, regs), response, regs
+
+    def loss(self, response: Tensor, regularizers: dict[str, Tensor]) -> Tensor:
+        """The minimized objective: ``-response + Σ_k lambda_k · regularizers[k]`` (scalars)."""
+        return -response + sum(getattr(self.hparams, f"lambda_{k}") * value
+                               for k, value in regularizers.items())
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def training_step(self, batch: Views, batch_idx: int) -> dict[str, Tensor] | None:
@@ -316,18 +321,28 @@ class MEI3D(pl.LightningModule):
         return {"loss": loss, "response": response.detach(), "normalized_response": normalized}
 
     def _remember_if_best(self, response: Tensor) -> None:
-        """Keeps a copy of the deformation parameters that produced the best response so far
-        (the response is averaged over ranks, so every rank keeps the same step)."""
+        """:meth:`keep_if_best` with the response averaged over ranks, so every rank keeps
+        the same step."""
         if self._trainer is not None:
             response = self.trainer.strategy.reduce(response, reduce_op="mean")
+        self.keep_if_best(response)
+
+    def keep_if_best(self, response: Tensor) -> None:
+        """Keeps a copy of the stimulus parameters (:attr:`best_state`) when ``response`` (a
+        scalar every rank agrees on) beats the best so far."""
         if response > self.best_response:
             self.best_response.fill_(float(response))
-            self._best_state = {k: v.detach().clone()
-                                for k, v in self._stimulus_state().items()}
+            self.best_state = {k: v.detach().clone()
+                               for k, v in self._stimulus_state().items()}
+
+    def restore_best(self) -> None:
+        """Loads :attr:`best_state` back into the stimulus (no-op before the first step)."""
+        if self.best_state is not None:
+            self._load_stimulus_state(self.best_state)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if (not isinstance(outputs, dict) or "response" not in outputs
-                or self.hparams.collapse_fraction <= 0 or self._best_state is None):
+                or self.hparams.collapse_fraction <= 0 or self.best_state is None):
             return
         response = outputs["response"]
         if self._trainer is not None:
@@ -347,7 +362,7 @@ class MEI3D(pl.LightningModule):
             return False
         self._steps_below = 0
         self.rollbacks += 1
-        self._load_stimulus_state(self._best_state)
+        self._load_stimulus_state(self.best_state)
         self.lr_scale.mul_(0.5)
         optimizers = self.trainer.optimizers if self._trainer is not None else []
         for optimizer in optimizers:  # halved now; a schedule's factor keeps lr_scale after
@@ -384,8 +399,8 @@ class MEI3D(pl.LightningModule):
                 self.color.logits.copy_(state["color.logits"])
 
     def on_train_end(self) -> None:
-        if self.hparams.restore_best and self._best_state is not None:
-            self._load_stimulus_state(self._best_state)
+        if self.hparams.restore_best:
+            self.restore_best()
 
     # -- admissible steps ----------------------------------------------------------------------
     @property
@@ -447,7 +462,7 @@ class MEI3D(pl.LightningModule):
         first of ``views``, by default the evaluation views)."""
         with torch.no_grad():
             return plausibility(self.vertices(), self.faces, self.rest_vertices,
-                                views or self._evaluation_views())
+                                views or self.evaluation_views())
 
     def on_train_epoch_end(self) -> None:
         measures = self.plausibility()
@@ -455,10 +470,10 @@ class MEI3D(pl.LightningModule):
             self.log(f"plausibility/{key}", float(measures[key]))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mei3d_best_state"] = self._best_state
+        checkpoint["mei3d_best_state"] = self.best_state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._best_state = checkpoint.get("mei3d_best_state")
+        self.best_state = checkpoint.get("mei3d_best_state")
 
     def _evaluate(self, batch: Views, stage: str) -> dict[str, Tensor]:
         images, responses = self.respond(self.vertices(), batch, seed=0,
@@ -482,7 +497,8 @@ class MEI3D(pl.LightningModule):
         return {"images": images, "responses": responses,
                 "normalized_responses": self.normalized(responses)}
 
-    def _evaluation_views(self) -> Views:
+    def evaluation_views(self) -> Views:
+        """The datamodule's views, or without one the canonical overhead views."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         views = getattr(datamodule, "views", None)
         return views if isinstance(views, Views) else overhead_views()
@@ -491,7 +507,7 @@ class MEI3D(pl.LightningModule):
     def preview_images(self) -> Tensor:
         """(1, 3, H, W) linear render of the current mesh in the first evaluation view
         (``eval_spp``, seed 0): what :class:`callbacks.LogMedia` logs during a fit."""
-        views = self._evaluation_views().to(self.device)[:1]
+        views = self.evaluation_views().to(self.device)[:1]
         return self.renderer(self.vertices(), self.faces, views, seed=0,
                              spp=self.hparams.eval_spp)
 
@@ -502,7 +518,7 @@ class MEI3D(pl.LightningModule):
         ``eval_spp``, and the mesh's plausibility measures (:meth:`plausibility`). Also returns
         the first render, (B, 3, H, W)."""
         vertices = self.vertices()
-        views = (views or self._evaluation_views()).to(vertices.device)
+        views = (views or self.evaluation_views()).to(vertices.device)
         responses, images = [], None
         for s in range(num_seeds):
             imgs, resp = self.respond(vertices, views, seed=s, spp=self.hparams.eval_spp)
@@ -539,7 +555,7 @@ class MEI3D(pl.LightningModule):
 
         with torch.no_grad():
             vertices, colors = self.vertices().detach(), self.colors()
-        view = (views or self._evaluation_views())[:1]
+        view = (views or self.evaluation_views())[:1]
         title = (f"3D-MEI of unit {self.hparams.neuron}: normalized response "
                  f"{results.get('normalized_response', float('nan')):.3f}, self-intersecting "
                  f"faces {results.get('self_intersections', float('nan')):.3f}, area "
@@ -579,17 +595,19 @@ def lr_factor(step: int, total: int, warmup: int = 0, decay: str = "cosine") -> 
 
 
 def build_optimizer(module: pl.LightningModule, groups: list[dict[str, Any]],
-                    lr_scale=lambda: 1.0):
-    """Adam (or uniform Adam) over ``groups`` with the module's ``lr_warmup`` and ``lr_decay``
-    schedule (per step; ``lr_scale()`` lets rollbacks rescale the rates the schedule sets)."""
-    if module.hparams.optimizer == "uniform_adam":
+                    lr_scale=lambda: 1.0, settings=None):
+    """Adam (or uniform Adam) over ``groups`` with the ``optimizer``, ``lr_warmup`` and
+    ``lr_decay`` of ``settings`` (default: the module's hyperparameters); the schedule is per
+    step, ``lr_scale()`` lets rollbacks rescale the rates it sets."""
+    settings = module.hparams if settings is None else settings
+    if settings.optimizer == "uniform_adam":
         from lit3d.geometry.largesteps import UniformAdam
 
         optimizer = UniformAdam(groups)
     else:
         optimizer = torch.optim.Adam(groups)
-    decay = module.hparams.lr_decay
-    warmup = int(module.hparams.lr_warmup)
+    decay = settings.lr_decay
+    warmup = int(settings.lr_warmup)
     if decay == "none" and warmup == 0:
         return optimizer
     total = max(int(module.trainer.estimated_stepping_batches), 1)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -45,10 +45,12 @@ class MEI3DPopulation(pl.LightningModule):
         neurons: unit indices (at least one, no repeats).
         renderer: renderer of the batched training and validation renders (every unit also
             keeps a copy for its own final evaluation).
-        mesh, deformation, rbf_sigma, init_noise, lambda_*, lr, lr_sigma, lr_decay, lr_warmup,
-        eval_spp, restore_best, optimizer, prevent_self_intersections, max_area_ratio,
-        backtrack_halvings, lambda_repulsion, repulsion_distance, hold_boundary: as
-        :class:`~lit3d.modules.mei3d.MEI3D`, for every unit.
+        mesh: every unit's initial mesh.
+        **unit_settings: the stimulus and optimizer settings of every unit, any argument of
+            :class:`~lit3d.modules.mei3d.MEI3D` (``deformation``, ``rbf_sigma``,
+            ``lambda_*``, ``lr``, ``prevent_self_intersections``, ...) but the per-unit
+            ``neuron``, the collapse rollback (off) and ``color`` (uniform albedo). They are
+            declared once, by ``MEI3D``, which checks them; the CLI lists them from there.
     """
 
     headline_metric = "mean_normalized_response"
@@ -63,26 +65,7 @@ class MEI3DPopulation(pl.LightningModule):
         neurons: list[int],
         renderer: Renderer | None = None,
         mesh: MeshSource | None = None,
-        deformation: Literal["rbf", "vertex"] = "rbf",
-        rbf_sigma: float = 2.0,
-        init_noise: float = 0.0,
-        lambda_lap: float = 0.0,
-        lambda_edge: float = 0.0,
-        lambda_area: float = 0.0,
-        lambda_arap: float = 0.0,
-        lr: float = 0.01,
-        lr_sigma: float | None = None,
-        lr_decay: Literal["cosine", "none"] = "cosine",
-        lr_warmup: int = 0,
-        eval_spp: int = 64,
-        restore_best: bool = True,
-        optimizer: Literal["adam", "uniform_adam"] = "adam",
-        prevent_self_intersections: bool = True,
-        max_area_ratio: float | None = 3.0,
-        backtrack_halvings: int = 4,
-        lambda_repulsion: float = 0.0,
-        repulsion_distance: float = 2.0,
-        hold_boundary: bool = False,
+        **unit_settings,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["response_model", "renderer", "mesh"])
@@ -96,27 +79,23 @@ class MEI3DPopulation(pl.LightningModule):
         self.neurons = neurons
         self.response_model = response_model
         self.renderer = renderer
-        self.units = nn.ModuleList(self._build_units(
-            response_model, renderer, mesh, deformation=deformation, rbf_sigma=rbf_sigma,
-            init_noise=init_noise, lambda_lap=lambda_lap, lambda_edge=lambda_edge,
-            lambda_area=lambda_area, lambda_arap=lambda_arap, lr=lr, lr_sigma=lr_sigma,
-            lr_decay=lr_decay, lr_warmup=lr_warmup, eval_spp=eval_spp, restore_best=restore_best,
-            optimizer=optimizer, prevent_self_intersections=prevent_self_intersections,
-            max_area_ratio=max_area_ratio, backtrack_halvings=backtrack_halvings,
-            lambda_repulsion=lambda_repulsion, repulsion_distance=repulsion_distance,
-            hold_boundary=hold_boundary))
-
-    def _build_units(self, response_model, renderer, mesh, **settings) -> list[MEI3D]:
-        """One MEI3D per neuron. LightningCLI hands the hyperparameters of the module it builds
-        to ``save_hyperparameters`` through a context variable that nested LightningModules
-        would read too (each unit would record the population's arguments, without ``neuron``);
-        it is cleared while the units are built."""
+        # The units are built here, in the constructor's body, so that jsonargparse can read
+        # the arguments ``**unit_settings`` stands for off this call.
         from lit3d.compat import hyperparameters_not_captured
 
-        with hyperparameters_not_captured():
-            return [MEI3D(response_model=response_model, renderer=copy.deepcopy(renderer),
-                          mesh=mesh, neuron=n, collapse_fraction=0.0, **settings)
-                    for n in self.neurons]
+        # Settings that do not apply to a unit of a population are fixed, so the CLI does not
+        # offer them.
+        with hyperparameters_not_captured():  # see hyperparameters_not_captured
+            units = [MEI3D(response_model=response_model, renderer=copy.deepcopy(renderer),
+                           mesh=mesh, neuron=n, collapse_fraction=0.0, collapse_patience=1,
+                           color=False, lr_color=1.0, lambda_color=0.0, **unit_settings)
+                     for n in neurons]
+        self.units = nn.ModuleList(units)
+
+    @property
+    def settings(self):
+        """The units' settings (every unit has the same; defaults filled in)."""
+        return self.units[0].hparams
 
     # -- sharding ------------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
@@ -176,9 +155,7 @@ class MEI3DPopulation(pl.LightningModule):
             vertices, _, unit_responses = self.respond(units, views, seeds)
             for k, v, response in zip(units, vertices, unit_responses):
                 unit = self.units[k]
-                regs = unit.regularizers(v)
-                losses.append(-response + sum(getattr(unit.hparams, f"lambda_{n}") * regs[n]
-                                              for n in regs))
+                losses.append(unit.loss(response, unit.regularizers(v)))
                 responses[k] = response.detach()
         loss = torch.stack(losses).sum() if losses else torch.zeros((), device=self.device)
         return loss, responses
@@ -191,7 +168,7 @@ class MEI3DPopulation(pl.LightningModule):
         untouched = sum(p.sum() for p in self.parameters() if p.requires_grad)
         total = world * loss + 0.0 * untouched
         responses = self._gather(responses)
-        if self.hparams.restore_best:  # the gathered responses: every rank decides alike
+        if self.settings.restore_best:  # the gathered responses: every rank decides alike
             self._remember_best(responses)
         normalized = torch.stack([u.normalized(r) for u, r in zip(self.units, responses)])
         self.log("train/loss", total / world, prog_bar=True)
@@ -204,15 +181,13 @@ class MEI3DPopulation(pl.LightningModule):
 
     def _remember_best(self, responses: Tensor) -> None:
         for unit, response in zip(self.units, responses):
-            if torch.isfinite(response) and response > unit.best_response:
-                unit.best_response.fill_(float(response))
-                unit._best_state = {k: v.detach().clone()
-                                    for k, v in unit.deformation.state_dict().items()}
+            if torch.isfinite(response):
+                unit.keep_if_best(response)
 
     def on_train_end(self) -> None:
-        for unit in self.units:
-            if self.hparams.restore_best and unit._best_state is not None:
-                unit.deformation.load_state_dict(unit._best_state)
+        if self.settings.restore_best:
+            for unit in self.units:
+                unit.restore_best()
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         guarded = [unit for unit in self.units if unit.guarded]
@@ -239,7 +214,7 @@ class MEI3DPopulation(pl.LightningModule):
 
     def configure_optimizers(self):
         groups = [group for unit in self.units for group in unit.param_groups()]
-        return build_optimizer(self, groups)
+        return build_optimizer(self, groups, settings=self.settings)
 
     # -- evaluation ----------------------------------------------------------------------------
     def _views(self) -> Views | None:
@@ -251,7 +226,7 @@ class MEI3DPopulation(pl.LightningModule):
         local = self.local_units()
         if local:
             _, _, local_responses = self.respond(local, batch, [0] * len(local),
-                                                 spp=self.hparams.eval_spp)
+                                                 spp=self.settings.eval_spp)
             responses[torch.tensor(local, device=self.device)] = local_responses
         responses = self._gather(responses)
         normalized = torch.stack([u.normalized(r) for u, r in zip(self.units, responses)])
@@ -299,7 +274,7 @@ class MEI3DPopulation(pl.LightningModule):
         views = self._views()
         return torch.cat([
             unit.renderer(unit.vertices(), unit.faces,
-                          (views if views is not None else unit._evaluation_views())[:1]
+                          (views if views is not None else unit.evaluation_views())[:1]
                           .to(self.device), seed=0, spp=unit.hparams.eval_spp)
             for unit in self.units], dim=-1)
 
@@ -313,8 +288,8 @@ class MEI3DPopulation(pl.LightningModule):
 
     # -- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["population_best_states"] = [unit._best_state for unit in self.units]
+        checkpoint["population_best_states"] = [unit.best_state for unit in self.units]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for unit, state in zip(self.units, checkpoint.get("population_best_states", [])):
-            unit._best_state = state
+            unit.best_state = state
