@@ -19,14 +19,16 @@ from lit3d.modules.protocols import (
     Remeshable,
     ShowsObjects,
     Snapshots,
+    VertexObjective,
 )
 
 CONTRACTS = (Evaluated, HasMesh, HasMeshes, Previews, Snapshots, Remeshable, ShowsObjects,
-             HasEpochHistory)
+             HasEpochHistory, VertexObjective)
 EXPECTED = {
-    "MEI3D": {Evaluated, HasMesh, Previews, ShowsObjects},
+    "MEI3D": {Evaluated, HasMesh, Previews, ShowsObjects, VertexObjective},
     "MEI3DPopulation": {Evaluated, HasMesh, HasMeshes, Previews, ShowsObjects},
-    "MRDShape": {Evaluated, HasMesh, Previews, Snapshots, Remeshable, HasEpochHistory},
+    "MRDShape": {Evaluated, HasMesh, Previews, Snapshots, Remeshable, HasEpochHistory,
+                 VertexObjective},
     "MRDMaterial": {Evaluated, Previews, Snapshots, HasEpochHistory},
 }
 

@@ -215,3 +215,26 @@ def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     list(progress(range(3), "rendering 3 views"))
     assert "rendering 3 views" in capsys.readouterr().err
+
+
+def test_gradcheck_takes_the_run_and_checks_its_final_remeshed_mesh(whole_run):
+    """``gradcheck --run`` checks the run's own mesh (remeshed: another topology than the
+    config's initial sphere), with the run's config, and gives its verdict (this tiny run's
+    coarse 24-pixel mesh is no test of the renderer: the verdict itself is not checked)."""
+    from lit3d.analysis.gradcheck import vertex_groups
+    from lit3d.cli import build
+
+    run = next((whole_run / "mrd_demo").glob("version_*"))
+    vertices, faces = load_mesh(run / "mesh.ply")
+    result = lit3d("gradcheck", "--run", str(run), "--views", "1", "--directions", "2",
+                   "--spp", "8")
+    assert result.returncode in (0, 1), result.stderr[-3000:]
+    counts = {line.split(":")[0]: int(line.split(": ")[1].split()[0])
+              for line in result.stdout.splitlines()
+              if line.startswith(("silhouette:", "interior:"))}
+    views = build(["--config", str(run / "config.yaml"), "--trainer.logger", "false"]
+                  ).datamodule.views[:1]
+    groups = vertex_groups(vertices.float(), faces.long(), views)
+    assert vertices.shape[0] != 642  # remeshed
+    assert counts == {k: int(g.sum()) for k, g in groups.items() if g.any()}
+    assert result.stdout.strip().splitlines()[-1].startswith("gradcheck=")

@@ -1,8 +1,9 @@
-"""The analysis subcommands: ``python -m lit3d tune|export|pixel-mei|rbf-validate|report``,
+"""The analysis subcommands, ``python -m lit3d <command>`` (:data:`COMMANDS`),
 one module each (its ``parser`` and ``run``), dispatched by :func:`dispatch`.
 
 ``tune``, ``export`` and ``pixel-mei`` analyse a fitted 3D-MEI; ``rbf-validate`` fits the RBF
-deformation to known shapes; ``report`` is the metamer report of an MRD shape config.
+deformation to known shapes; ``report`` is the metamer report of an MRD shape config;
+``gradcheck`` compares the renderer's vertex gradient of a config's loss with finite differences.
 
     python -m lit3d tune --run runs/mei3d_simple_cell/version_0 --out tuning/
     python -m lit3d export --run runs/mei3d_simple_cell/version_0 --out stimulus/ \\
@@ -26,12 +27,13 @@ from lit3d.errors import InputError
 #: Command name -> the module that runs it (imported when the command runs).
 COMMANDS = {"tune": "lit3d.commands.tune", "export": "lit3d.commands.export",
             "pixel-mei": "lit3d.commands.pixel_mei",
-            "rbf-validate": "lit3d.commands.rbf_validate", "report": "lit3d.commands.report"}
+            "rbf-validate": "lit3d.commands.rbf_validate", "report": "lit3d.commands.report",
+            "gradcheck": "lit3d.commands.gradcheck"}
 
 
 def dispatch(command: str, argv: list[str]) -> None:
-    """Entry point of ``python -m lit3d tune|export|pixel-mei|rbf-validate|report``: bad input
-    is one line and exit status 2."""
+    """Entry point of ``python -m lit3d <command>`` for the commands in :data:`COMMANDS`: bad
+    input is one line and exit status 2."""
     from lit3d.console import quiet
 
     quiet()

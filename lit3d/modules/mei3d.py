@@ -275,6 +275,15 @@ class MEI3D(pl.LightningModule):
         images = self.renderer(vertices, self.faces, views, seed=seed, spp=spp, colors=colors)
         return images, self.response_model(images)[:, self.hparams.neuron]
 
+    def vertex_objective(self, views: Views):
+        """``loss(vertices, seed, spp)``: minus the unit's mean response to renders of
+        ``views`` (with the learned colours) - the objective without its regularizers
+        (:class:`~lit3d.modules.protocols.VertexObjective`)."""
+        def loss(vertices: Tensor, seed: int, spp: int | None = None) -> Tensor:
+            return -self.respond(vertices, views, seed=seed, spp=spp)[1].mean()
+
+        return loss
+
     def normalized(self, response: Tensor) -> Tensor:
         """Response divided by the unit's response to its own optimal image (NaN if unknown)."""
         return response / self.optimal_response

@@ -24,7 +24,7 @@ from lit3d.geometry.mesh import Mesh, validate_mesh
 from lit3d.geometry.primitives import IcoSphere, MeshSource
 from lit3d.losses import latent_loss, pixel_mae
 from lit3d.metrics.chamfer import chamfer_distance
-from lit3d.modules.mrd_base import MRDReconstruction, check_reconstruction_args
+from lit3d.modules.mrd_base import TARGET_SEED, MRDReconstruction, check_reconstruction_args
 from lit3d.render.base import Renderer, Seed
 
 
@@ -126,6 +126,23 @@ class MRDShape(MRDReconstruction):
 
     def render_current(self, views: Views, seed: Seed, spp: int | None = None) -> Tensor:
         return self.render(self.vertices(), self.faces, views, seed, spp)
+
+    @torch.no_grad()
+    def vertex_objective(self, views: Views):
+        """``loss(vertices, seed, spp)``: the configured loss (pixel MAE or the network's
+        latent loss) of renders of ``views`` against the target's, rendered once here
+        (:class:`~lit3d.modules.protocols.VertexObjective`)."""
+        views = views.to(self.device)
+        targets = self.render_target(views, seed=TARGET_SEED, spp=self.hparams.target_spp)
+        latents = self._latents(targets) if self.hparams.loss == "latent" else None
+
+        def loss(vertices: Tensor, seed: int, spp: int | None = None) -> Tensor:
+            images = self.render(vertices, self.faces, views, seed=seed, spp=spp)
+            if latents is None:
+                return pixel_mae(images, targets)
+            return latent_loss(self.model, images, latents)
+
+        return loss
 
     # -- training ------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, Views], batch_idx: int) -> Tensor | None:

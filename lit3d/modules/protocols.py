@@ -3,8 +3,9 @@
 Every module offers :class:`Evaluated` and :class:`HasMesh` (or, with one stimulus per unit,
 :class:`HasMeshes`) and :class:`Previews`; MRD's adds :class:`Snapshots` (early stopping with
 the best state restored) and :class:`HasEpochHistory`, a shape reconstruction
-:class:`Remeshable`; the 3D-MEIs :class:`ShowsObjects`. Callbacks check these with
-``isinstance`` and name the missing contract when a module lacks one they need.
+:class:`Remeshable`; the 3D-MEIs :class:`ShowsObjects`. Modules whose loss reaches mesh
+vertices through the renderer offer :class:`VertexObjective` (``lit3d gradcheck``). Callbacks
+check these with ``isinstance`` and name the missing contract when a module lacks one they need.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from lit3d.analysis.gradcheck import VertexLoss
+    from lit3d.data.views import Views
     from lit3d.geometry.mesh import Mesh
 
 
@@ -110,4 +113,18 @@ class HasEpochHistory(Protocol):
 
     def epoch_history(self) -> dict[str, list[tuple[int, float]]]:
         """``{name: [(epoch, value), ...]}`` of the per-epoch measures (names with units)."""
+        ...
+
+
+@runtime_checkable
+class VertexObjective(Protocol):
+    """A module whose loss reaches its mesh's vertices through the renderer: ``lit3d
+    gradcheck`` compares the renderer's gradient of that loss with finite differences."""
+
+    def current_mesh(self) -> Mesh: ...
+
+    def vertex_objective(self, views: Views) -> VertexLoss:
+        """``loss(vertices (V, 3), seed, spp) -> scalar``: the configured loss of renders of
+        ``views`` with the current topology (regularizers, which bypass the renderer, left
+        out)."""
         ...
