@@ -188,3 +188,44 @@ def test_linear_input_is_srgb_encoded_before_normalization():
     assert torch.allclose(as_linear.preprocess(linear), as_srgb.preprocess(srgb_encode(linear)))
     with pytest.raises(ValueError, match="input_space"):
         VisionModel("mobilenet_v2", weights=None, input_space="log")
+
+
+@pytest.mark.parametrize("name,patches,width,cls_dim", [("dinov2_vits14", 256, 384, 384),
+                                                        ("clip_vit_b32", 49, 768, 512)])
+def test_vision_transformer_latents_from_the_class_token_or_the_patch_tokens(
+        name, patches, width, cls_dim):
+    """``token``: the class token (default, as the network outputs it), every patch token
+    after the final norm concatenated, or their mean; the same preprocessing for all three."""
+    base = VisionModel(name, weights=None)
+    models = {"cls": base}
+    for token in ("patch", "mean_patch"):
+        models[token] = VisionModel(name, weights=None, token=token)
+        models[token].load_state_dict(base.state_dict())
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        latents = {token: model(images) for token, model in models.items()}
+        inputs = base.preprocess(images)
+        for model in models.values():
+            assert torch.equal(model.preprocess(images), inputs)
+        if name.startswith("dinov2"):  # timm's token pooling is the CLS token after the norm
+            tokens = base.net.forward_features(inputs)
+            assert torch.allclose(latents["cls"], tokens[:, 0], atol=1e-5)
+            assert torch.allclose(latents["patch"], tokens[:, 1:].flatten(1), atol=1e-5)
+    assert latents["cls"].shape == (2, cls_dim)
+    assert latents["patch"].shape == (2, patches * width)
+    assert latents["mean_patch"].shape == (2, width)
+    assert [models[t].num_outputs for t in ("cls", "patch", "mean_patch")] == [
+        cls_dim, patches * width, width]
+    assert torch.allclose(latents["patch"].view(2, patches, width).mean(1),
+                          latents["mean_patch"], atol=1e-5)
+    assert not torch.allclose(latents["patch"][0], latents["patch"][1])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(name="resnet50", token="patch"), "needs a vision transformer"),
+    (dict(name="dinov2_vits14", token="mean_patch", layer="blocks.3"), "layer=None"),
+    (dict(name="dinov2_vits14", token="tokens"), "token must be"),
+])
+def test_patch_tokens_only_for_vision_transformers(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VisionModel(weights=None, **kwargs)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,8 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: ``layer`` value that reads out the network's final output (class logits for classifiers).
 LOGITS = "logits"
+#: Families that are vision transformers (``VisionModel(token=...)``).
+TRANSFORMERS = ("dinov2", "open_clip")
 
 
 @dataclass(frozen=True)
@@ -242,20 +244,32 @@ class VisionModel(ResponseModel):
         input_size: side of the square network input, pixels (default: the table's).
         input_space: what the caller feeds: ``"srgb"`` (display-encoded, what networks were
             trained on; MRD tone-maps and encodes renders first) or ``"linear"`` (encoded here).
+        token: which tokens of a vision transformer (DINOv2, CLIP) form the latent: ``"cls"``
+            (the class token as the network outputs it; CLIP's projected into its joint space),
+            ``"patch"`` (every patch token after the final norm, concatenated: (B, N·D), so
+            ``1 − cosine`` compares them all at once, as MRD's code does) or ``"mean_patch"``
+            (their mean, (B, D)). Only with ``layer=None``.
 
     ``forward`` takes (B, 3, H, W) in [0, 1], channels first, and returns (B, D) latents.
     """
 
     def __init__(self, name: str, layer: str | None = None, weights: str | None = "default",
                  sha256: str | None = None, input_size: int | None = None,
-                 input_space: str = "srgb"):
+                 input_space: str = "srgb", token: Literal["cls", "patch", "mean_patch"] = "cls"):
         super().__init__()
         if name not in ZOO:
             raise ValueError(f"unknown model {name!r}; choose one of {sorted(ZOO)}")
         if input_space not in ("srgb", "linear"):
             raise ValueError(f"input_space must be 'srgb' or 'linear', got {input_space!r}")
+        if token not in ("cls", "patch", "mean_patch"):
+            raise ValueError(f"token must be 'cls', 'patch' or 'mean_patch', got {token!r}")
         entry = ZOO[name]
+        if token != "cls" and (entry.family not in TRANSFORMERS or layer is not None):
+            raise ValueError(f"token={token!r} needs a vision transformer "
+                             f"({', '.join(n for n, e in ZOO.items() if e.family in TRANSFORMERS)})"
+                             " and layer=None")
         self.name, self.entry, self.layer, self.input_space = name, entry, layer, input_space
+        self.token = token
         self.input_size = int(input_size or entry.input_size)
         if self.input_size <= 0:
             raise ValueError(f"input_size must be > 0, got {self.input_size}")
@@ -279,7 +293,7 @@ class VisionModel(ResponseModel):
                 raise ValueError(f"{name} has no layer {layer!r}; e.g. {close}")
         if layer == LOGITS and entry.classifier is None:
             raise ValueError(f"{name} has no classification output; use layer=None")
-        if layer is None and entry.input_size == self.input_size:
+        if layer is None and entry.input_size == self.input_size and token == "cls":
             self.num_outputs = entry.latent_dim
         else:
             with torch.no_grad():
@@ -324,6 +338,9 @@ class VisionModel(ResponseModel):
         family = self.entry.family
         if self.layer == LOGITS:
             return self.net(inputs)
+        if self.token != "cls":
+            patches = self._patch_tokens(inputs)  # (B, N, D)
+            return patches.flatten(1) if self.token == "patch" else patches.mean(1)
         if family == "open_clip":
             return self.net.encode_image(inputs)
         if family == "dinov2":
@@ -333,6 +350,18 @@ class VisionModel(ResponseModel):
         if family == "timm_by_order":
             return self.net.forward_head(self.net.forward_features(inputs), pre_logits=True)
         return self._hooked(inputs, self.entry.classifier, use_input=True)
+
+    def _patch_tokens(self, inputs: Tensor) -> Tensor:
+        """Normalized inputs -> (B, N, D) patch tokens after the transformer's final norm."""
+        if self.entry.family == "open_clip":
+            visual = self.net.visual
+            visual.output_tokens = True
+            try:
+                return visual(inputs)[1]
+            finally:
+                visual.output_tokens = False
+        tokens = self.net.forward_features(inputs)  # (B, prefix + N, D), final norm applied
+        return tokens[:, self.net.num_prefix_tokens:]
 
     def _hooked(self, inputs: Tensor, layer: str, use_input: bool = False) -> Tensor:
         captured: list[Tensor] = []
