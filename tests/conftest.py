@@ -28,3 +28,16 @@ def no_leaked_deterministic_mode():
     thread."""
     yield
     torch.use_deterministic_algorithms(False)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_console_logger():
+    """A command run in the test process gives lit3d's logger its own handler and stops it
+    propagating (``lit3d.console.quiet``); put it back so that later tests see its records
+    through pytest's ``caplog``, whatever ran before them."""
+    import logging
+
+    log = logging.getLogger("lit3d")
+    state = (list(log.handlers), log.propagate, log.level)
+    yield
+    log.handlers[:], log.propagate, log.level = state[0], state[1], state[2]

@@ -78,9 +78,6 @@ def test_mesh_file_inside_an_archive(tmp_path, monkeypatch, caplog):
     import tarfile
 
     monkeypatch.setenv("LIT3D_CACHE", str(tmp_path / "cache"))
-    # once a command has run in this process, lit3d's logger prints on its own handler
-    # (lit3d.console.quiet); let the record reach pytest's handler on the root logger too
-    monkeypatch.setattr(logging.getLogger("lit3d"), "propagate", True)
     star = StarShape(subdivisions=1).build()
     save_mesh(tmp_path / "dragon_recon" / "dragon.ply", star.vertices, star.faces)
     archive = tmp_path / "dragon_recon.tar.gz"

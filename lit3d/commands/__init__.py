@@ -31,6 +31,22 @@ COMMANDS = {"tune": "lit3d.commands.tune", "export": "lit3d.commands.export",
             "gradcheck": "lit3d.commands.gradcheck"}
 
 
+def open_analysed(run_dir: str | None, config: str | None, overrides: list[str] = ()):
+    """``(run, cli)``: the run directory ``run_dir`` (a :class:`~lit3d.runs.Run`, else
+    ``None``) and what its own config - or the config file ``config`` - builds, with
+    ``overrides`` and without a logger, nothing run (:func:`lit3d.cli.build`). Exactly one of
+    the two must be given."""
+    from lit3d.cli import build
+    from lit3d.runs import Run
+
+    if bool(run_dir) == bool(config):
+        raise InputError("give a run directory (--run) or a config (--config)")
+    run = Run.open(run_dir) if run_dir else None
+    cli = build(["--config", str(run.config_file if run else config), "--trainer.logger",
+                 "false", *overrides])
+    return run, cli
+
+
 def dispatch(command: str, argv: list[str]) -> None:
     """Entry point of ``python -m lit3d <command>`` for the commands in :data:`COMMANDS`: bad
     input is one line and exit status 2."""

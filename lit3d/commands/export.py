@@ -66,5 +66,3 @@ def run(argv: list[str] | None = None) -> Path:
                            optimum=optimum if optimum == optimum else None)
     print(f"stimulus written to {path.parent} ({path.name})", flush=True)
     return path
-
-

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from lit3d.commands import open_analysed
 from lit3d.errors import InputError
 
 
@@ -73,7 +74,7 @@ def load_fitted(args: argparse.Namespace):
     ``--ckpt_path`` (which must come from the same config; loaded strictly) or the config's
     initial mesh. ``module`` is the unit's :class:`~lit3d.modules.MEI3D` (for a population,
     ``--unit``'s), ``view`` the config's first view, ``spp`` ``--spp`` or its ``eval_spp``."""
-    from lit3d.cli import build, config_differences, config_identity, summarize_differences
+    from lit3d.cli import config_differences, config_identity, summarize_differences
     from lit3d.data.views import overhead_views
     from lit3d.geometry.io import load_mesh
     from lit3d.modules import MEI3D, MEI3DPopulation
@@ -84,11 +85,7 @@ def load_fitted(args: argparse.Namespace):
     if args.run and (args.config or args.mesh or args.ckpt_path):
         raise InputError("--run takes the run's own config and mesh: leave out --config, "
                          "--mesh and --ckpt_path")
-    if not args.run and not args.config:
-        raise InputError("give a run directory (--run) or a config (--config)")
-    run = Run.open(args.run) if args.run else None
-    cli = build(["--config", str(run.config_file if run else args.config),
-                 "--trainer.logger", "false"])
+    run, cli = open_analysed(args.run, args.config)
     whole = cli.model
     identity = config_identity(cli.config)
     population = isinstance(whole, MEI3DPopulation)
@@ -114,8 +111,7 @@ def load_fitted(args: argparse.Namespace):
     elif mesh is not None:
         home = Run.containing(mesh)
         if home is not None:
-            theirs = config_identity(build(["--config", str(home.config_file),
-                                            "--trainer.logger", "false"]).config)
+            theirs = config_identity(open_analysed(str(home.path), None)[1].config)
             differences = config_differences(theirs, identity, ("in its run", "in --config"))
             if differences:
                 raise InputError(
@@ -150,5 +146,3 @@ def load_checkpoint(module: torch.nn.Module, path: Path, identity: dict[str, Any
         first = str(error).strip().splitlines()[0]
         raise InputError(f"checkpoint {path} does not fit {type(module).__name__}: "
                          f"{first}") from error
-
-

@@ -10,7 +10,8 @@ Prints the cosine and relative error of each group, then ``gradcheck=pass|fail
 min_cosine=<c> max_relative_error=<e>``; exits 1 when a group's cosine is below
 ``--min_cosine`` (the gradient points elsewhere) or its relative error above
 ``--max_relative_error`` (a term missing: without its silhouette term ``prb`` reaches cosine 0.99
-on the MRD demo's silhouettes but relative error 0.64-0.73, ``direct_projective`` 0.07-0.11).
+on the MRD demo's silhouettes but relative error 0.64-0.73 where ``direct_projective`` has
+0.07-0.13; docs/results.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from lit3d.errors import InputError
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lit3d gradcheck", description=run.__doc__)
-    parser.add_argument("--config", help="a 3D-MEI or MRD shape config (YAML)")
+    parser.add_argument("--config", help="a 3D-MEI or MRD shape config (YAML; a population: "
+                        "its first unit)")
     parser.add_argument("--run", help="a fit's run directory: its config and final mesh")
     parser.add_argument("--views", type=int, default=2,
                         help="the first N views of the config's data (default 2)")
@@ -47,23 +49,18 @@ def run(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     minus the response; MRD: the pixel or latent loss) with central differences along smooth
     random normal displacements; returns ``{group: {"cosine", "relative_error", "count"}}``."""
     from lit3d.analysis.gradcheck import gradient_check
-    from lit3d.cli import build
+    from lit3d.commands import open_analysed
     from lit3d.data.views import Views, overhead_views
     from lit3d.geometry.io import load_mesh
     from lit3d.metrics.plausibility import view_width
     from lit3d.modules import MEI3DPopulation
     from lit3d.modules.protocols import Remeshable, VertexObjective
-    from lit3d.runs import Run
 
     args = parser().parse_args(argv)
-    if bool(args.run) == bool(args.config):
-        raise InputError("give a run directory (--run) or a config (--config)")
     if args.views < 1 or args.directions < 1 or args.spp < 1 or (
             args.eps is not None and not args.eps > 0):
         raise InputError("--views, --directions and --spp must be >= 1 and --eps > 0")
-    home = Run.open(args.run) if args.run else None
-    cli = build(["--config", str(home.config_file if home else args.config),
-                 "--trainer.logger", "false", *args.overrides])
+    home, cli = open_analysed(args.run, args.config, args.overrides)
     module = cli.model
     if isinstance(module, MEI3DPopulation):
         module = module.units[0]

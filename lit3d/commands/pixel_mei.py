@@ -69,5 +69,3 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     print(f"pixel_mei_normalized_response={headline:.3f}" if headline is not None
           else f"pixel_mei_response={result.response:.4g}", flush=True)
     return record
-
-

@@ -55,5 +55,3 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         {"normalized_chamfer": results, "steps": args.steps,
          "columns": ["initial", "fit", "target"]}, indent=2) + "\n")
     return results
-
-

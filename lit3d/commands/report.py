@@ -117,5 +117,3 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     print("medians: " + ", ".join(f"{k} {v:.3f}" for k, v in medians.items()), flush=True)
     print(f"report written to {out}", flush=True)
     return record
-
-

@@ -58,5 +58,3 @@ def run(argv: list[str] | None = None) -> dict[str, tuple[float, float, float]]:
         print(f"{kind}: peak response {r:.4g} at azimuth {a:g}, elevation {e:g}", flush=True)
     print(f"tuning written to {out}", flush=True)
     return peaks
-
-

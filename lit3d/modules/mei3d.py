@@ -371,7 +371,7 @@ class MEI3D(pl.LightningModule):
             return False
         self._steps_below = 0
         self.rollbacks += 1
-        self._load_stimulus_state(self.best_state)
+        self.restore_best()
         self.lr_scale.mul_(0.5)
         optimizers = self.trainer.optimizers if self._trainer is not None else []
         for optimizer in optimizers:  # halved now; a schedule's factor keeps lr_scale after
