@@ -65,10 +65,13 @@ class Remesh(pl.Callback):
         max_vertices: cap on the remeshed vertex count: the target edge length is raised so the
             mesh keeps at most about this many vertices (later remeshes then only regularize).
         iterations: remeshing passes.
+        keep_stages: write the mesh each remesh replaces into the run's
+            ``stages/stage_<k>_epoch_<e>.ply`` (``lit3d explore`` shows them); only runs with
+            a logger have a run directory.
     """
 
     def __init__(self, epochs: list[int], edge_length_factor: float = 0.5,
-                 max_vertices: int = 50_000, iterations: int = 10):
+                 max_vertices: int = 50_000, iterations: int = 10, keep_stages: bool = True):
         if not edge_length_factor > 0:
             raise ValueError(f"edge_length_factor must be > 0, got {edge_length_factor}")
         if max_vertices < 4:
@@ -77,6 +80,7 @@ class Remesh(pl.Callback):
         self.edge_length_factor = float(edge_length_factor)
         self.max_vertices = int(max_vertices)
         self.iterations = int(iterations)
+        self.keep_stages = bool(keep_stages)
 
     def target_edge_length(self, mean_edge: float, num_vertices: int) -> float:
         """``factor × mean_edge``, raised so that the vertex count (which scales with the
@@ -97,6 +101,16 @@ class Remesh(pl.Callback):
                             f"{type(pl_module).__name__} is not one")
 
         vertices, faces = pl_module.current_mesh()
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
+        if self.keep_stages and trainer.loggers and log_dir and trainer.is_global_zero:
+            from pathlib import Path
+
+            from lit3d.geometry.io import save_mesh
+
+            stages = Path(log_dir) / "stages"
+            stages.mkdir(parents=True, exist_ok=True)
+            save_mesh(stages / f"stage_{pl_module.remesh_count}_epoch_{trainer.current_epoch}"
+                      ".ply", vertices.detach().cpu(), faces.cpu())
         h = self.target_edge_length(mean_edge_length(vertices, faces), int(vertices.shape[0]))
         new_vertices, new_faces = remesh(vertices, faces, h, self.iterations)
         pl_module.set_mesh(new_vertices, new_faces)

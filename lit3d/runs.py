@@ -61,6 +61,16 @@ class Run:
                 found[int(match.group(2))] = (match.group(1), file)
         return {name: file for _, (name, file) in sorted(found.items())}
 
+    def stages(self) -> dict[str, Path]:
+        """The meshes a shape reconstruction's remeshes replaced (``stages/stage_<k>_epoch_<e>
+        .ply``, :class:`callbacks.Remesh`), named ``stage <k> (epoch <e>)`` in order."""
+        found = []
+        for file in (self.path / "stages").glob("stage_*_epoch_*.ply"):
+            match = re.fullmatch(r"stage_(\d+)_epoch_(\d+)\.ply", file.name)
+            if match:
+                found.append((int(match.group(1)), int(match.group(2)), file))
+        return {f"stage {k} (epoch {e})": file for k, e, file in sorted(found)}
+
     def checkpoint(self) -> Path | None:
         """``checkpoints/last.ckpt`` of this run, if it wrote one."""
         path = self.path / "checkpoints" / "last.ckpt"

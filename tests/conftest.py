@@ -41,3 +41,23 @@ def no_leaked_console_logger():
     state = (list(log.handlers), log.propagate, log.level)
     yield
     log.handlers[:], log.propagate, log.level = state[0], state[1], state[2]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (tests/browser.py), one per test module; skips where the
+    distribution's ``chromium`` or Playwright is absent (``scripts/setup.sh --dev`` installs
+    both)."""
+    from tests.browser import ARGS, chromium_path
+
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no chromium on PATH (scripts/setup.sh --dev installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (scripts/setup.sh --dev installs it)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=ARGS)
+        yield chromium
+        chromium.close()

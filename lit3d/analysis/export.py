@@ -152,6 +152,41 @@ def export_stimulus(out: str | Path, vertices: Tensor, faces: Tensor, renderer: 
     return path
 
 
+def export_unit(out: str | Path, module, vertices: Tensor, faces: Tensor, view: Views,
+                poses: Sequence[tuple[float, float]] = ((0.0, 0.0),),
+                lights: Sequence[tuple[float, float]] | None = None, spp: int = 64,
+                seed: int = 0, source: dict[str, Any] | None = None,
+                image_size: int | None = None, allow_self_intersections: bool = False) -> Path:
+    """:func:`export_stimulus` of a 3D-MEI unit's stimulus: ``module`` (a
+    :class:`~lit3d.modules.MEI3D`) gives the renderer (at ``image_size``, default its own),
+    the response and the optimum; the sidecar also records the unit, the mesh's plausibility
+    measures and ``source`` (e.g. the run). A mesh that passes through itself is refused
+    (:class:`InputError`) unless ``allow_self_intersections``."""
+    import copy
+
+    from lit3d.metrics.plausibility import plausibility
+
+    rest = module.rest_vertices if module.rest_vertices.shape == vertices.shape else None
+    measures = plausibility(vertices, faces, rest, view)
+    if measures["self_intersections"] > 0 and not allow_self_intersections:
+        raise InputError(
+            f"the stimulus passes through itself ({measures['self_intersections']:.1%} of its "
+            "faces intersect others): not a physical object; --allow-self-intersections "
+            "exports it anyway")
+    renderer = copy.deepcopy(module.renderer)
+    renderer.spp = int(spp)  # the sidecar records the samples the renders used
+    if image_size is not None:
+        renderer.image_size = int(image_size)
+    neuron = int(module.hparams.neuron)
+    model = module.response_model.eval()
+    optimum = float(module.optimal_response)
+    extra = {**(source or {}), "neuron": neuron, "plausibility": measures}
+    return export_stimulus(out, vertices, faces, renderer, view, poses, lights, spp=spp,
+                           seed=seed, extra=extra,
+                           response=lambda images: model(images)[:, neuron],
+                           optimum=optimum if optimum == optimum else None)
+
+
 def rerender(sidecar: str | Path, out: str | Path) -> list[Path]:
     """Renders every entry of ``sidecar`` again from its mesh (``mesh.ply``) into ``out``
     (same file names); returns the written PNGs."""

@@ -28,7 +28,8 @@ from lit3d.errors import InputError
 COMMANDS = {"tune": "lit3d.commands.tune", "export": "lit3d.commands.export",
             "pixel-mei": "lit3d.commands.pixel_mei",
             "rbf-validate": "lit3d.commands.rbf_validate", "report": "lit3d.commands.report",
-            "gradcheck": "lit3d.commands.gradcheck"}
+            "gradcheck": "lit3d.commands.gradcheck", "explore": "lit3d.commands.explore",
+            "atlas": "lit3d.commands.atlas"}
 
 
 def open_analysed(run_dir: str | None, config: str | None, overrides: list[str] = ()):

@@ -30,11 +30,8 @@ def parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> Path:
     """``lit3d export``: writes the stimulus folder; returns the sidecar's path."""
-    import copy
-
-    from lit3d.analysis.export import export_stimulus
+    from lit3d.analysis.export import export_unit
     from lit3d.analysis.tuning import check_light_elevations
-    from lit3d.metrics.plausibility import plausibility
 
     args = parser().parse_args(argv)
     poses = parse_pairs(args.poses, "--poses")
@@ -42,27 +39,12 @@ def run(argv: list[str] | None = None) -> Path:
     if lights:
         check_light_elevations([e for _, e in lights])
     module, vertices, faces, view, spp = load_fitted(args)
-    rest = module.rest_vertices if module.rest_vertices.shape == vertices.shape else None
-    measures = plausibility(vertices, faces, rest, view)
-    if measures["self_intersections"] > 0 and not args.allow_self_intersections:
-        raise InputError(
-            f"the stimulus passes through itself ({measures['self_intersections']:.1%} of its "
-            "faces intersect others): not a physical object; --allow-self-intersections "
-            "exports it anyway")
-    renderer = copy.deepcopy(module.renderer)
-    renderer.spp = int(spp)  # the sidecar records the samples the renders used
-    if args.image_size is not None:
-        if args.image_size < 1:
-            raise InputError(f"--image_size must be >= 1, got {args.image_size}")
-        renderer.image_size = int(args.image_size)
-    neuron = int(module.hparams.neuron)
-    model = module.response_model.eval()
-    optimum = float(module.optimal_response)
+    if args.image_size is not None and args.image_size < 1:
+        raise InputError(f"--image_size must be >= 1, got {args.image_size}")
     source = {"config": str(Path(args.run) / "config.yaml") if args.run else args.config,
-              "run": args.run, "neuron": neuron, "plausibility": measures}
-    path = export_stimulus(args.out, vertices, faces, renderer, view, poses, lights, spp=spp,
-                           seed=args.seed, extra=source,
-                           response=lambda images: model(images)[:, neuron],
-                           optimum=optimum if optimum == optimum else None)
+              "run": args.run}
+    path = export_unit(args.out, module, vertices, faces, view, poses, lights, spp=spp,
+                       seed=args.seed, source=source, image_size=args.image_size,
+                       allow_self_intersections=args.allow_self_intersections)
     print(f"stimulus written to {path.parent} ({path.name})", flush=True)
     return path

@@ -6,6 +6,7 @@ write a grid that starts with a minus sign as ``--azimuths=-90:91:15``."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +66,70 @@ def fitted_parser(command: str, description: str, out: str) -> argparse.Argument
     return parser
 
 
-def load_fitted(args: argparse.Namespace):
-    """``(module, vertices, faces, view, spp)``: the 3D-MEI unit to analyse and its stimulus.
+@dataclass
+class Fitted:
+    """A fitted 3D-MEI opened for analysis (:func:`open_fitted`).
 
-    With ``--run`` the run's own config and final mesh (``mesh.ply``, or the unit's
+    Attributes:
+        whole: the config's module (:class:`~lit3d.modules.MEI3D` or a population).
+        units: the unit (neuron) indices it fits, in order.
+        view: (1,) the config's first view; spp: ``--spp`` or the module's ``eval_spp``.
+        run: the run directory, if one was given.
+    """
+
+    whole: Any
+    units: list[int]
+    view: Any
+    spp: int
+    run: Any
+    mesh: Path | None
+    from_checkpoint: bool
+
+    def module(self, unit: int):
+        """The :class:`~lit3d.modules.MEI3D` of ``unit``."""
+        from lit3d.modules import MEI3DPopulation
+
+        if unit not in self.units:
+            raise InputError(f"--unit {unit}: the {'run' if self.run else 'config'} has "
+                             f"units {self.units}")
+        if isinstance(self.whole, MEI3DPopulation):
+            return self.whole.units[self.units.index(unit)]
+        return self.whole
+
+    def stimulus(self, unit: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """``(module, vertices (V, 3), faces (F, 3))`` of ``unit``: the run's final mesh of the
+        unit, else ``--mesh``, else the module's current mesh (checkpoint or initial)."""
+        from lit3d.geometry.io import load_mesh
+
+        module = self.module(unit)
+        mesh = self.mesh
+        if self.run is not None and not self.from_checkpoint:
+            meshes = self.run.meshes()
+            mesh = meshes.get("mesh", meshes.get(f"neuron_{unit}"))
+            if mesh is None:
+                raise InputError(f"run {self.run.path} has no final mesh of unit {unit} "
+                                 f"(mesh_neuron_{unit}.ply)")
+        with torch.no_grad():
+            if mesh is not None:
+                if not mesh.is_file():
+                    raise InputError(f"mesh file not found: {mesh}")
+                vertices, faces = load_mesh(mesh)
+            else:
+                vertices, faces = module.vertices().detach(), module.faces
+        return module, vertices.float(), faces.long()
+
+
+def open_fitted(args: argparse.Namespace, opened: tuple | None = None) -> Fitted:
+    """The 3D-MEI that ``args`` (:func:`fitted_parser`'s options) name, every unit of it.
+
+    With ``--run`` the run's own config and final meshes (``mesh.ply``, or each unit's
     ``mesh_neuron_<n>.ply``; else its ``checkpoints/last.ckpt``). With ``--config`` the
     stimulus is ``--mesh`` (refused if the file sits in a run directory whose config differs),
     ``--ckpt_path`` (which must come from the same config; loaded strictly) or the config's
-    initial mesh. ``module`` is the unit's :class:`~lit3d.modules.MEI3D` (for a population,
-    ``--unit``'s), ``view`` the config's first view, ``spp`` ``--spp`` or its ``eval_spp``."""
+    initial mesh. ``opened``: ``(run, cli)`` of :func:`~lit3d.commands.open_analysed` for
+    these ``args``, if the caller has them already."""
     from lit3d.cli import config_differences, config_identity, summarize_differences
     from lit3d.data.views import overhead_views
-    from lit3d.geometry.io import load_mesh
     from lit3d.modules import MEI3D, MEI3DPopulation
     from lit3d.runs import Run
 
@@ -85,7 +138,7 @@ def load_fitted(args: argparse.Namespace):
     if args.run and (args.config or args.mesh or args.ckpt_path):
         raise InputError("--run takes the run's own config and mesh: leave out --config, "
                          "--mesh and --ckpt_path")
-    run, cli = open_analysed(args.run, args.config)
+    run, cli = opened or open_analysed(args.run, args.config)
     whole = cli.model
     identity = config_identity(cli.config)
     population = isinstance(whole, MEI3DPopulation)
@@ -93,21 +146,14 @@ def load_fitted(args: argparse.Namespace):
         raise InputError(f"{type(whole).__name__} has no response model and renderer to "
                          "analyse; these commands take a 3D-MEI config or run")
     units = list(whole.neurons) if population else [int(whole.hparams.neuron)]
-    unit = units[0] if args.unit is None else int(args.unit)
-    if unit not in units:
-        raise InputError(f"--unit {unit}: the {'run' if run else 'config'} has units {units}")
-    module = whole.units[units.index(unit)] if population else whole
     checkpoint = Path(args.ckpt_path) if args.ckpt_path else None
     mesh = Path(args.mesh) if args.mesh else None
-    if run:
-        meshes = run.meshes()
-        name = "mesh" if "mesh" in meshes else f"neuron_{unit}"
-        mesh = meshes.get(name)
-        if mesh is None:
-            checkpoint = run.checkpoint()
-            if checkpoint is None:
-                raise InputError(f"run {run.path} has no final mesh ({name}.ply) and no "
-                                 "checkpoints/last.ckpt: did the fit start?")
+    if run and not run.meshes():
+        checkpoint = run.checkpoint()
+        if checkpoint is None:
+            raise InputError(f"run {run.path} has no final mesh (mesh.ply or "
+                             "mesh_neuron_<n>.ply) and no checkpoints/last.ckpt: did the fit "
+                             "start?")
     elif mesh is not None:
         home = Run.containing(mesh)
         if home is not None:
@@ -119,17 +165,22 @@ def load_fitted(args: argparse.Namespace):
                     f"); analyse it with --run {home.path}")
     if checkpoint is not None:
         load_checkpoint(whole, checkpoint, identity)
-    with torch.no_grad():
-        if mesh is not None:
-            if not mesh.is_file():
-                raise InputError(f"mesh file not found: {mesh}")
-            vertices, faces = load_mesh(mesh)
-        else:
-            vertices, faces = module.vertices().detach(), module.faces
     views = getattr(cli.datamodule, "views", None)
     view = (views if views is not None else overhead_views())[:1]
-    spp = args.spp if args.spp is not None else module.hparams.eval_spp
-    return module, vertices.float(), faces.long(), view, spp
+    first = whole.units[0] if population else whole
+    spp = args.spp if args.spp is not None else first.hparams.eval_spp
+    return Fitted(whole, units, view, int(spp), run, mesh, checkpoint is not None)
+
+
+def load_fitted(args: argparse.Namespace):
+    """``(module, vertices, faces, view, spp)``: the unit ``--unit`` (default: the first) of
+    :func:`open_fitted`'s 3D-MEI and its stimulus; ``module`` is the unit's
+    :class:`~lit3d.modules.MEI3D`, ``view`` the config's first view, ``spp`` ``--spp`` or its
+    ``eval_spp``."""
+    fitted = open_fitted(args)
+    module, vertices, faces = fitted.stimulus(fitted.units[0] if args.unit is None
+                                              else int(args.unit))
+    return module, vertices, faces, fitted.view, fitted.spp
 
 
 def load_checkpoint(module: torch.nn.Module, path: Path, identity: dict[str, Any]) -> None:
