@@ -34,7 +34,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+    TQDMProgressBar,
+)
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -266,6 +271,14 @@ class Lit3DCLI(LightningCLI):
         for default in defaults:
             if not any(issubclass(t, default) for t in present):
                 callbacks.append(default())
+        # Lightning's plain summary and progress bar, also where `rich` is installed (Lightning
+        # would then print a rich table past lit3d's quiet logging, and change the bar).
+        if config.get("enable_model_summary") is not False and \
+                not any(issubclass(t, ModelSummary) for t in present):
+            callbacks.append(ModelSummary())
+        if config.get("enable_progress_bar") is not False and \
+                not any(issubclass(t, ProgressBar) for t in present):
+            callbacks.append(TQDMProgressBar())
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:

@@ -34,7 +34,9 @@ def test_demo_pixel_baseline_reconstructs_and_latent_run_writes_the_criterion(tm
     last, baseline = fit(tmp_path, "baseline")
     print("baseline:", last, {k: baseline[k] for k in SUMMARY_FIELDS if k != "per_view_similarity"})
     assert last.startswith("chamfer=")
-    assert baseline["chamfer"] == pytest.approx(float(last.split("=")[1]), abs=5e-4)
+    headline = dict(item.split("=") for item in last.split())
+    assert baseline["chamfer"] == pytest.approx(float(headline["chamfer"]), abs=5e-4)
+    assert baseline["hausdorff"] == pytest.approx(float(headline["hausdorff"]), abs=5e-4)
     assert baseline["chamfer"] < 0.01
     assert baseline["top_similarity"] > baseline["initial_similarity"]
 

@@ -139,12 +139,15 @@ def test_fit_remeshes_decays_the_lr_restores_the_best_mesh_and_writes_the_summar
     assert [h["epoch"] for h in module.history] == [-1, 0, 1, 2]
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("epoch", "top_similarity", "top_baseline_similarity", "rsa_tau", "rsa_p",
-                "metamer", "chamfer", "initial_similarity", "per_view_similarity"):
+                "metamer", "chamfer", "hausdorff", "initial_similarity",
+                "per_view_similarity"):
         assert key in summary
     assert len(summary["per_view_similarity"]) == 6
     assert 0 < summary["chamfer"] < 0.2
+    assert summary["hausdorff"] > summary["chamfer"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["chamfer"] == summary["chamfer"]
+    assert metrics["hausdorff"] == summary["hausdorff"]
     from lit3d.figures import read_description
 
     render = read_description(tmp_path / "render.png")["axes"]

@@ -194,3 +194,16 @@ def test_a_bug_is_not_reported_as_bad_input(monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         commands.dispatch("tune", [])
     assert exit_info.value.code == 2
+
+
+def test_light_angles_invert_hemisphere_positions():
+    from lit3d.analysis.tuning import hemisphere_positions, light_angles
+    from lit3d.data.views import orbit_views
+
+    for view in (overhead_views(), orbit_views(120.0, 30.0)):
+        for az, el in ((0.0, 10.0), (45.0, 75.0), (200.0, 45.0), (359.0, 89.0)):
+            position = hemisphere_positions(view, torch.tensor([az]), torch.tensor([el]))
+            moved = view.replace(light_position=position)
+            got_az, got_el = light_angles(moved)
+            assert 0 <= got_az <= 360 and got_el == pytest.approx(el, abs=1e-3)
+            assert abs((got_az - az + 180) % 360 - 180) < 1e-3  # the same angle on the circle

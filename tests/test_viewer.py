@@ -33,7 +33,12 @@ def lit3d(*args, timeout=600):
 
 
 def screenshot(page, name: str, tmp_path: Path) -> None:
-    """Into the test's tmp dir and, with ``LIT3D_SCREENSHOTS=DIR``, into DIR (README's)."""
+    """Into the test's tmp dir and, with ``LIT3D_SCREENSHOTS=DIR``, into DIR (README's); the
+    page scrolled to its top, notifications closed."""
+    page.evaluate("window.scrollTo(0, 0)")
+    for button in page.locator(".mantine-Notification-closeButton").all():
+        button.click()
+    page.wait_for_timeout(300)
     page.screenshot(path=str(tmp_path / name))
     if os.environ.get("LIT3D_SCREENSHOTS"):
         folder = Path(os.environ["LIT3D_SCREENSHOTS"])
@@ -204,6 +209,11 @@ def test_explorer_bad_input_is_one_line_and_exit_2(mei_run, tmp_path):
 def test_atlas_of_a_population_opens_from_disk_sorts_and_filters(browser, population_run,
                                                                  tmp_path):
     out = tmp_path / "atlas"
+    tuned = lit3d("tune", "--run", str(population_run), "--unit", "3", "--azimuths", "0,30",
+                  "--elevations", "0", "--light_azimuths", "0,90", "--light_elevations", "45",
+                  "--spp", "2")
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    assert (population_run / "tuning" / "neuron_3" / "pose.png").is_file()
     result = lit3d("atlas", str(population_run), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((population_run / "metrics.json").read_text())
@@ -232,7 +242,11 @@ def test_atlas_of_a_population_opens_from_disk_sorts_and_filters(browser, popula
     assert page.locator("#count").inner_text() == f"7 of {UNITS} cards"
     page.fill("#filter", "")
     images = page.locator("article.card img")
-    assert images.count() == UNITS * 4  # model input, render, object, turntable
+    # model input, render, object, turntable; and unit 3's pose and light tuning
+    assert images.count() == UNITS * 4 + 2
+    tuned_card = page.locator('article.card[data-text$="unit 3"]')
+    assert tuned_card.locator("figcaption").all_inner_texts()[-2:] == ["pose tuning",
+                                                                       "light tuning"]
     for i in range(images.count()):
         image = images.nth(i)
         image.scroll_into_view_if_needed()
@@ -242,6 +256,14 @@ def test_atlas_of_a_population_opens_from_disk_sorts_and_filters(browser, popula
     screenshot(page, "atlas.png", tmp_path)
     assert errors == []
     page.close()
+
+
+def test_atlas_bad_input_is_one_line_and_exit_2(tmp_path):
+    result = lit3d("atlas", str(tmp_path / "missing"), "--out", str(tmp_path / "atlas"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"lit3d atlas: error: run directory not found: {tmp_path / 'missing'}"]
+    assert not (tmp_path / "atlas").exists()
 
 
 def test_atlas_of_200_units_loads_in_under_two_seconds(browser, tmp_path):

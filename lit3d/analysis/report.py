@@ -142,9 +142,62 @@ def metamer_table(baseline: dict[str, Any], seeds: Sequence[dict[str, Any]],
     return rows
 
 
-def write_table(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
-    """``metamer_table.csv`` and ``metamer_table.md``."""
-    csv_path, md_path = out / "metamer_table.csv", out / "metamer_table.md"
+def _summary(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    file = path / "summary.json" if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"run summary not found: {file}")
+    return {**json.loads(file.read_text()), "path": str(file.parent)}
+
+
+def network_table(groups: Sequence[Sequence[str | Path]], alpha: float = 0.05
+                  ) -> list[dict[str, Any]]:
+    """MRD Tables 3/4 over networks: for each group ``(baseline, run, ...)`` (one pixel
+    baseline per target, scored by several networks through ``similarity_models``, and latent
+    runs of any of those networks), one row per latent run - its top similarity and RSA
+    against the baseline's bar for the run's network - and one row (no run) for each scored
+    network without a run."""
+    rows = []
+    for group in groups:
+        if len(group) < 1:
+            raise InputError("each --networks group starts with a baseline run")
+        baseline = _summary(group[0])
+        bars = dict(baseline.get("networks") or {})
+        if baseline.get("network") and baseline["network"] not in bars:
+            bars[baseline["network"]] = {k: baseline.get(k) for k in
+                                         ("epoch", "top_similarity", "rsa_tau", "rsa_p")}
+        if not bars:
+            raise InputError(f"baseline {group[0]} scored no network (give it a model or "
+                             "similarity_models)")
+        target = "/".join(Path(baseline["path"]).parts[-2:])
+        runs = [_summary(p) for p in group[1:]]
+        for network, bar in sorted(bars.items()):
+            mine = [r for r in runs if r.get("network") == network]
+            top_base = bar.get("top_similarity")
+            for run in mine or [None]:
+                top = None if run is None else run.get("top_similarity")
+                p = None if run is None else run.get("rsa_p")
+                rows.append({
+                    "target": target, "network": network,
+                    "run": "" if run is None else "/".join(Path(run["path"]).parts[-2:]),
+                    "top_baseline": top_base, "top_similarity": top,
+                    "epoch": None if run is None else run.get("epoch"),
+                    "rsa_tau": None if run is None else run.get("rsa_tau"), "rsa_p": p,
+                    "significant": None if p is None else bool(p < alpha),
+                    "metamer": (None if top is None or top_base is None
+                                else bool(top >= top_base)),
+                })
+        unmatched = [r["path"] for r in runs if r.get("network") not in bars]
+        if unmatched:
+            raise InputError(f"{unmatched[0]}: its network was not scored by the baseline "
+                             f"{group[0]} (scored: {sorted(bars)})")
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]], out: Path, name: str = "metamer_table"
+                ) -> tuple[Path, Path]:
+    """``<name>.csv`` and ``<name>.md``."""
+    csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
     columns = list(rows[0]) if rows else []
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

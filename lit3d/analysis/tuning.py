@@ -227,6 +227,21 @@ def hemisphere_positions(view: Views, azimuth_deg: Tensor, elevation_deg: Tensor
     return view.camera_target[0] + distance * (local @ torch.stack([right, up, forward]))
 
 
+def light_angles(view: Views) -> tuple[float, float]:
+    """``(azimuth, elevation)`` in degrees of view 0's light on its camera's hemisphere: the
+    inverse of :func:`hemisphere_positions` (azimuth in [0, 360))."""
+    forward = (view.camera_position - view.camera_target)[0]
+    forward = forward / forward.norm()
+    up = view.camera_up[0] - (view.camera_up[0] @ forward) * forward
+    up = up / up.norm()
+    right = torch.linalg.cross(up, forward)
+    light = (view.light_position - view.camera_target)[0]
+    light = light / light.norm()
+    elevation = torch.rad2deg(torch.asin((light @ forward).clamp(-1, 1)))
+    azimuth = torch.rad2deg(torch.atan2(light @ up, light @ right)) % 360
+    return float(azimuth), float(elevation)
+
+
 def light_sweep(renderer: Renderer, response: ResponseFn, vertices: Tensor, faces: Tensor,
                 view: Views, azimuths_deg: Tensor, elevations_deg: Tensor, seed: int = 0,
                 spp: int | None = None, chunk: int = 16, keep_images: bool = True) -> Sweep:

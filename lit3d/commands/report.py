@@ -31,6 +31,23 @@ def _fit(config: str, out: Path, name: str, extra: list[str]) -> Path:
     return versions[-1]
 
 
+def _network_report(args: argparse.Namespace) -> dict[str, Any]:
+    """``--networks``: ``networks_table.{md,csv}`` and ``networks.json`` in ``--out``."""
+    from lit3d.analysis.report import network_table, write_table
+
+    if args.run or args.config or args.baseline or args.seeds:
+        raise InputError("--networks takes run directories only: leave out --run, --config, "
+                         "--baseline and --seeds")
+    rows = network_table(args.networks, args.alpha)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(rows, out, "networks_table")
+    record = {"groups": args.networks, "rows": rows}
+    (out / "networks.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"network table written to {out / 'networks_table.md'}", flush=True)
+    return record
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lit3d report", description=run.__doc__)
     parser.add_argument("--run", help="the pixel baseline's run directory: its config is the "
@@ -44,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
                         help="random meshes of the null distribution (MRD: 1000)")
     parser.add_argument("--fit_args", default="", help="extra options for every fit it runs")
     parser.add_argument("--alpha", type=float, default=0.05, help="RSA significance level")
+    parser.add_argument("--networks", nargs="+", action="append", metavar="RUN",
+                        help="a table over networks instead (MRD Tables 3/4): a pixel baseline "
+                        "run scored by several networks (similarity_models), then latent runs "
+                        "of any of them; repeat the option for each target")
     parser.add_argument("--out", default="report")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -70,6 +91,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     from lit3d.runs import Run
 
     args = parser().parse_args(argv)
+    if args.networks:
+        return _network_report(args)
     if args.num_null < 1 or args.num_seeds < 1:
         raise InputError("--num_null and --num_seeds must be >= 1")
     if args.run:

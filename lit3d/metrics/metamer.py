@@ -28,12 +28,18 @@ def read_baseline(path: str | Path, network: str | None = None) -> dict[str, Any
         baseline = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"baseline summary {path} is not valid JSON: {error}") from error
+    scored = baseline.get("networks") or {}
+    if network is not None and baseline.get("network") != network and network in scored:
+        # scored by one of the baseline's similarity_models: its figures are the bar
+        return {**baseline, **scored[network], "network": network}
     if baseline.get("top_similarity") is None:
         raise ValueError(f"baseline summary {path} has no top_similarity (was it run with a "
                          "model to measure similarity?)")
     if network is not None and baseline.get("network") not in (None, network):
-        raise ValueError(f"baseline {path} measured similarity with {baseline['network']!r}, "
-                         f"this run with {network!r}: the criterion needs the same network")
+        known = sorted({baseline["network"], *scored})
+        raise ValueError(f"baseline {path} measured similarity with {known}, this run with "
+                         f"{network!r}: the criterion needs the same network (add it to the "
+                         "baseline's similarity_models)")
     return baseline
 
 
@@ -72,3 +78,25 @@ def metamer_summary(history: list[dict[str, Any]], baseline: dict[str, Any] | No
     summary["metamer"] = (None if top_base is None or summary["top_similarity"] is None
                           else bool(summary["top_similarity"] >= top_base))
     return summary
+
+
+#: The fields of each network in a summary's ``networks``.
+NETWORK_FIELDS = ("epoch", "top_similarity", "final_similarity", "initial_similarity",
+                  "rsa_tau", "rsa_p")
+
+
+def network_summaries(history: list[dict[str, Any]], network: str | None, scorers: list[str],
+                      loss: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each scored network's summary (:data:`NETWORK_FIELDS` of :func:`metamer_summary`):
+    ``network`` (the run's own, from the records' top level) and every name in ``scorers``
+    (from each record's ``networks``)."""
+    out = {}
+    if network is not None:
+        own = metamer_summary(history, None, network, loss)
+        out[network] = {k: own[k] for k in NETWORK_FIELDS}
+    for name in scorers:
+        records = [{"epoch": h["epoch"], **h["networks"][name]} for h in history
+                   if name in h.get("networks", {})]
+        summary = metamer_summary(records, None, name, loss)
+        out[name] = {k: summary[k] for k in NETWORK_FIELDS}
+    return out

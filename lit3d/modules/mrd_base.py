@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lit3d.data.views import Views
 from lit3d.losses import latents_of, pixel_mae
-from lit3d.metrics.metamer import metamer_summary, read_baseline
+from lit3d.metrics.metamer import metamer_summary, network_summaries, read_baseline
 from lit3d.metrics.rsa import KendallRSA
 from lit3d.metrics.similarity import HypersphereSimilarity, hypersphere_similarity
 from lit3d.render.base import Seed
@@ -30,6 +30,11 @@ from lit3d.render.base import Seed
 TARGET_SEED = 2**30 + 17
 #: Seed of the validation renders (fixed: epochs are compared on the same noise).
 EVAL_SEED = 2**30 + 101
+
+
+def network_name(model: torch.nn.Module | None) -> str | None:
+    """A network's name in summaries and logs: its ``name`` (zoo models), else its class."""
+    return None if model is None else getattr(model, "name", None) or type(model).__name__
 
 
 def check_reconstruction_args(loss: str, model, lr: float, target_spp: int,
@@ -52,13 +57,30 @@ class MRDReconstruction(pl.LightningModule):
     #: Printed after the headline metric on the run's last line (none for MRD).
     headline_extras: tuple[str, ...] = ()
 
-    def setup_evaluation(self, model: torch.nn.Module | None, baseline: str | None) -> None:
-        """The network (frozen; ``None`` for a pixel run without similarity) and the baseline
-        run's summary (path of its ``summary.json`` or log dir) the metamer criterion uses."""
+    def setup_evaluation(self, model: torch.nn.Module | None, baseline: str | None,
+                         similarity_models: list[torch.nn.Module] | None = None) -> None:
+        """The network (frozen; ``None`` for a pixel run without similarity), the baseline
+        run's summary (path of its ``summary.json`` or log dir) the metamer criterion uses,
+        and more networks that only score validation (``similarity_models``: frozen, never in
+        the loss; their names must differ from each other and from ``model``'s)."""
         self.model = model
         if model is not None:
             model.requires_grad_(False)
-        self.network = getattr(model, "name", None if model is None else type(model).__name__)
+        self.network = network_name(model)
+        scorers = list(similarity_models or [])
+        names = [network_name(m) for m in scorers]
+        taken = [n for n in [self.network, *names] if n is not None]
+        if len(set(taken)) != len(taken):
+            raise ValueError(f"the scored networks need distinct names, got {taken} (model "
+                             "and similarity_models)")
+        for scorer in scorers:
+            scorer.requires_grad_(False)
+        self.similarity_models = torch.nn.ModuleList(scorers)
+        self.scorer_names = names
+        self.scorer_similarity = torch.nn.ModuleList(
+            [HypersphereSimilarity(output="mean") for _ in scorers])
+        self.scorer_rsa = torch.nn.ModuleList([KendallRSA() for _ in scorers])
+        self._scorer_targets: list[Tensor] | None = None
         self.baseline = (read_baseline(baseline, self.network) if baseline is not None
                          else None)
         self.history: list[dict[str, Any]] = []
@@ -88,8 +110,10 @@ class MRDReconstruction(pl.LightningModule):
         return views.to(self.device)
 
     @torch.no_grad()
-    def _latents(self, images: Tensor, chunk: int = 8) -> Tensor:
-        return torch.cat([latents_of(self.model, images[i:i + chunk])
+    def _latents(self, images: Tensor, chunk: int = 8, model: torch.nn.Module | None = None
+                 ) -> Tensor:
+        model = self.model if model is None else model
+        return torch.cat([latents_of(model, images[i:i + chunk])
                           for i in range(0, images.shape[0], chunk)])
 
     @torch.no_grad()
@@ -101,13 +125,25 @@ class MRDReconstruction(pl.LightningModule):
         views = self.rig()
         self._targets = self.render_target(views, seed=TARGET_SEED,
                                            spp=self.hparams.target_spp)
+        self._scorer_targets = [self._latents(self._targets, model=m)
+                                for m in self.similarity_models]
         if self.model is not None:
             self._target_latents = self._latents(self._targets)
-            if not any(h["epoch"] < 0 for h in self.history):
-                images = self.render_current(views, seed=EVAL_SEED, spp=self.hparams.eval_spp)
-                per_view = hypersphere_similarity(self._latents(images), self._target_latents)
-                self.history.append({"epoch": -1, "similarity": float(per_view.mean()),
-                                     "per_view": per_view.tolist()})
+        if (self.model is None and not self.similarity_models) or \
+                any(h["epoch"] < 0 for h in self.history):
+            return
+        images = self.render_current(views, seed=EVAL_SEED, spp=self.hparams.eval_spp)
+        record: dict[str, Any] = {"epoch": -1}
+        if self.model is not None:
+            per_view = hypersphere_similarity(self._latents(images), self._target_latents)
+            record.update(similarity=float(per_view.mean()), per_view=per_view.tolist())
+        if self.similarity_models:
+            record["networks"] = {
+                name: {"similarity": float(hypersphere_similarity(
+                    self._latents(images, model=m), targets).mean())}
+                for name, m, targets in zip(self.scorer_names, self.similarity_models,
+                                            self._scorer_targets)}
+        self.history.append(record)
 
     def on_fit_start(self) -> None:
         self.prepare_targets()
@@ -143,6 +179,10 @@ class MRDReconstruction(pl.LightningModule):
                                      spp=self.hparams.eval_spp)
         self._val_mae.append(pixel_mae(images, self._targets[index]).detach()[None]
                              .repeat(len(index)))
+        for k, scorer in enumerate(self.similarity_models):
+            latents = self._latents(images, model=scorer)
+            self.scorer_similarity[k].update(latents, self._scorer_targets[k][index])
+            self.scorer_rsa[k].update(latents, self._scorer_targets[k][index])
         if self.model is None:
             return
         latents = self._latents(images)
@@ -171,10 +211,30 @@ class MRDReconstruction(pl.LightningModule):
                 self.log("val/rsa_tau", rsa["tau"])
                 self.log("val/rsa_p", rsa["p_value"])
                 record.update(rsa_tau=float(rsa["tau"]), rsa_p=float(rsa["p_value"]))
+        if self.similarity_models:
+            record["networks"] = self._score_networks()
         if not self.trainer.sanity_checking:
             self.history = [h for h in self.history if h["epoch"] != record["epoch"]]
             self.history.append(record)
         self.after_validation(record)
+
+    def _score_networks(self) -> dict[str, dict[str, float | None]]:
+        """This validation's similarity and RSA under each of ``similarity_models`` (logged as
+        ``val/<name>/similarity`` ...), and their metrics reset."""
+        scores = {}
+        for name, similarity, rsa in zip(self.scorer_names, self.scorer_similarity,
+                                         self.scorer_rsa):
+            value = similarity.compute()
+            result = rsa.compute() if len(self.rig()) >= 3 else None
+            similarity.reset()
+            rsa.reset()
+            self.log(f"val/{name}/similarity", value)
+            scores[name] = {"similarity": float(value), "rsa_tau": None, "rsa_p": None}
+            if result is not None:
+                self.log(f"val/{name}/rsa_tau", result["tau"])
+                scores[name].update(rsa_tau=float(result["tau"]),
+                                    rsa_p=float(result["p_value"]))
+        return scores
 
     def after_validation(self, record: dict[str, Any]) -> None:
         """Hook for subclasses: add to an epoch's history ``record`` (in place)."""
@@ -188,8 +248,14 @@ class MRDReconstruction(pl.LightningModule):
                 for key, label in names.items()}
 
     def summary(self) -> dict[str, Any]:
-        """The metamer criterion's fields (:func:`lit3d.metrics.metamer.metamer_summary`)."""
-        return metamer_summary(self.history, self.baseline, self.network, self.hparams.loss)
+        """The metamer criterion's fields (:func:`lit3d.metrics.metamer.metamer_summary`) and,
+        with ``similarity_models``, ``networks``: each scored network's (``model``'s included)
+        top similarity, its epoch, final similarity and RSA there."""
+        summary = metamer_summary(self.history, self.baseline, self.network, self.hparams.loss)
+        if self.similarity_models:
+            summary["networks"] = network_summaries(self.history, self.network,
+                                                    self.scorer_names, self.hparams.loss)
+        return summary
 
     @torch.no_grad()
     def preview_images(self, count: int = 4) -> Tensor:
@@ -218,7 +284,7 @@ class MRDReconstruction(pl.LightningModule):
         which the CLI checks is the same on resume: a ResNet-50 would add 100 MB a file)."""
         checkpoint["mrd_history"] = self.history
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("model.")]:
+        for key in [k for k in state if k.startswith(("model.", "similarity_models."))]:
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -227,3 +293,6 @@ class MRDReconstruction(pl.LightningModule):
         state = checkpoint["state_dict"]
         if self.model is not None and not any(k.startswith("model.") for k in state):
             state.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+        if not any(k.startswith("similarity_models.") for k in state):
+            state.update({f"similarity_models.{k}": v
+                          for k, v in self.similarity_models.state_dict().items()})

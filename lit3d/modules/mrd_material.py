@@ -63,6 +63,9 @@ class MRDMaterial(MRDReconstruction):
         target_spp: samples per pixel of the target renders (made once at the start).
         eval_spp: samples per pixel of validation and final renders.
         baseline: path of a pixel-baseline run's ``summary.json`` (or its log dir).
+        similarity_models: more networks (zoo :class:`~lit3d.models.zoo.VisionModel`) that
+            score every validation (similarity, RSA) but never enter the loss: one pixel
+            baseline then holds the bar for each of them (``summary.json``'s ``networks``).
     """
 
     def __init__(
@@ -79,9 +82,10 @@ class MRDMaterial(MRDReconstruction):
         target_spp: int = 128,
         eval_spp: int = 32,
         baseline: str | None = None,
+        similarity_models: list[torch.nn.Module] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["target", "renderer", "model"])
+        self.save_hyperparameters(ignore=["target", "renderer", "model", "similarity_models"])
         check_reconstruction_args(loss, model, lr, target_spp, eval_spp)
         if pixel_loss not in ("auto", "dual_buffer", "mae"):
             raise ValueError(f"unknown pixel_loss {pixel_loss!r}; use 'auto', 'dual_buffer' or "
@@ -91,7 +95,7 @@ class MRDMaterial(MRDReconstruction):
                             f"{type(target).__name__}")
         self.target = target
         self.renderer = renderer if renderer is not None else MaterialRenderer()
-        self.setup_evaluation(model, baseline)
+        self.setup_evaluation(model, baseline, similarity_models)
         names = select_parameters(parameters)
         textures, initial = dict(textures or {}), dict(initial or {})
         for key, what in ((textures, "textures"), (initial, "initial")):

@@ -23,7 +23,7 @@ from lit3d.geometry.largesteps import LargeSteps, UniformAdam
 from lit3d.geometry.mesh import Mesh, validate_mesh
 from lit3d.geometry.primitives import IcoSphere, MeshSource
 from lit3d.losses import latent_loss, pixel_mae
-from lit3d.metrics.chamfer import chamfer_distance
+from lit3d.metrics.chamfer import surface_distances
 from lit3d.modules.mrd_base import TARGET_SEED, MRDReconstruction, check_reconstruction_args
 from lit3d.render.base import Renderer, Seed
 
@@ -47,11 +47,16 @@ class MRDShape(MRDReconstruction):
         eval_spp: samples per pixel of validation and final renders.
         baseline: path of a pixel-baseline run's ``summary.json`` (or its log dir): the
             metamer criterion's bar. ``None``: ``metamer`` is ``null`` in the summary.
+        similarity_models: more networks (zoo :class:`~lit3d.models.zoo.VisionModel`) that
+            score every validation (similarity, RSA) but never enter the loss: one pixel
+            baseline then holds the bar for each of them (``summary.json``'s ``networks``).
         chamfer_points: surface samples per mesh for the final Chamfer distance.
     """
 
     #: The metric ``FitArtifacts`` prints as the run's last line.
     headline_metric = "chamfer"
+    #: Printed after it: the largest deviation, which a filled-in concavity sets.
+    headline_extras = ("hausdorff",)
 
     def __init__(
         self,
@@ -65,10 +70,12 @@ class MRDShape(MRDReconstruction):
         target_spp: int = 64,
         eval_spp: int = 32,
         baseline: str | None = None,
+        similarity_models: list[torch.nn.Module] | None = None,
         chamfer_points: int = 20000,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["target", "initial", "renderer", "model"])
+        self.save_hyperparameters(ignore=["target", "initial", "renderer", "model",
+                                          "similarity_models"])
         check_reconstruction_args(loss, model, lr, target_spp, eval_spp)
         if lambda_ < 0:
             raise ValueError(f"the Large Steps lambda_ must be >= 0, got {lambda_}")
@@ -77,7 +84,7 @@ class MRDShape(MRDReconstruction):
 
             renderer = MitsubaEnvironmentRenderer()
         self.renderer = renderer
-        self.setup_evaluation(model, baseline)
+        self.setup_evaluation(model, baseline, similarity_models)
         target_mesh = target.build()
         validate_mesh(target_mesh.vertices, target_mesh.faces, name="target mesh")
         self.register_buffer("target_vertices", target_mesh.vertices.float())
@@ -168,18 +175,19 @@ class MRDShape(MRDReconstruction):
     # -- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
     def final_evaluation(self) -> dict[str, Any]:
-        """Chamfer distance to the target (normalized by its bounding-box diagonal), the
-        summary, and a grid image: top row renders, bottom row targets (first 4 views)."""
+        """Chamfer and Hausdorff distances to the target (normalized by its bounding-box
+        diagonal), the summary, and a grid image: top row renders, bottom row targets (first 4
+        views)."""
         vertices = self.vertices()
         results: dict[str, Any] = {
-            "chamfer": chamfer_distance(vertices, self.faces, self.target_vertices,
-                                        self.target_faces, self.hparams.chamfer_points),
+            **surface_distances(vertices, self.faces, self.target_vertices,
+                                self.target_faces, self.hparams.chamfer_points),
             "num_vertices": int(vertices.shape[0]),
             "num_faces": int(self.faces.shape[0]),
             "remeshes": int(self.remesh_count),
         }
         summary = self.summary()
-        summary["chamfer"] = results["chamfer"]
+        summary["chamfer"], summary["hausdorff"] = results["chamfer"], results["hausdorff"]
         results["summary"] = summary
         if self._trainer is not None:
             results.update(self.preview_figure())

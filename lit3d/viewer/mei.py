@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lit3d.analysis.probe import Look, input_picture, probe, render_picture
+from lit3d.analysis.tuning import light_angles
 from lit3d.viewer.server import Latest, camera_pose, start_server, stop_server
 
 #: Pixels of the images shown in the control panel.
@@ -53,9 +54,9 @@ class MEIExplorer:
         self.server.gui.configure_theme(control_width="large")
         view = fitted.view
         target = view.camera_target[0].cpu().numpy()
-        distance = float((view.camera_position[0] - view.camera_target[0]).norm())
+        self._distance = float((view.camera_position[0] - view.camera_target[0]).norm())
         self.server.initial_camera.look_at = target
-        self.server.initial_camera.position = target + distance * np.array([0.9, -0.9, 0.8])
+        self.server.initial_camera.position = target + self._distance * np.array([1.1, -1.1, 0.9])
         self._build_gui()
         self._worker = Latest(self._update, self._show_error)
         self._worker.submit((self.unit, self.look))
@@ -96,21 +97,12 @@ class MEIExplorer:
         self.save_button.on_click(lambda _event: self.save())
 
     def _light_angles(self) -> tuple[float, float]:
-        """The starting light direction shown on the sliders: ``look.light`` or the fit's
-        light's own azimuth/elevation on the camera's hemisphere."""
+        """The starting light direction shown on the sliders (whole degrees): ``look.light``
+        or the fit's light's own (:func:`~lit3d.analysis.tuning.light_angles`)."""
         if self.look.light is not None:
             return self.look.light
-        view = self.fitted.view
-        forward = view.camera_position[0] - view.camera_target[0]
-        forward = forward / forward.norm()
-        up = view.camera_up[0] - (view.camera_up[0] @ forward) * forward
-        up = up / up.norm()
-        right = np.cross(up.numpy(), forward.numpy())
-        light = (view.light_position[0] - view.camera_target[0]).numpy()
-        light = light / np.linalg.norm(light)
-        elevation = np.degrees(np.arcsin(np.clip(light @ forward.numpy(), -1, 1)))
-        azimuth = np.degrees(np.arctan2(light @ up.numpy(), light @ right)) % 360
-        return float(round(azimuth)), float(max(1, round(elevation)))
+        azimuth, elevation = light_angles(self.fitted.view)
+        return float(round(azimuth) % 360), float(min(90, max(1, round(elevation))))
 
     def _changed(self) -> None:
         try:
@@ -149,7 +141,7 @@ class MEIExplorer:
                 faces.cpu().numpy().astype(np.int32), color=(200, 200, 200),
                 side="double")
             self.server.scene.add_icosphere(
-                "/light", radius=0.15, color=(255, 210, 60),
+                "/light", radius=0.03 * self._distance, color=(255, 210, 60),
                 position=result.view.light_position[0].cpu().numpy())
             wxyz, position, fov = camera_pose(result.view)
             self.server.scene.add_camera_frustum(
