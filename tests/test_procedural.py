@@ -5,7 +5,13 @@ import torch
 
 import lit3d  # noqa: F401
 from lit3d.geometry.io import MeshFile, save_mesh
-from lit3d.geometry.procedural import Capsule, RoundedBox, StarShape, radius_from_sdf
+from lit3d.geometry.procedural import (
+    Capsule,
+    Peanut,
+    RoundedBox,
+    StarShape,
+    radius_from_sdf,
+)
 from lit3d.models.weights import sha256_of
 
 
@@ -30,7 +36,8 @@ def test_star_shape_follows_its_radial_formula():
     assert not torch.allclose(rotated, StarShape(lobes=4, subdivisions=1).lobe_directions())
 
 
-@pytest.mark.parametrize("shape", [RoundedBox(subdivisions=3), Capsule(subdivisions=3)])
+@pytest.mark.parametrize("shape", [RoundedBox(subdivisions=3), Capsule(subdivisions=3),
+                                   Peanut(subdivisions=3)])
 def test_sdf_shapes_put_every_vertex_on_the_surface(shape):
     mesh = shape.build()
     assert shape.sdf(mesh.vertices.double()).abs().max() < 1e-5
@@ -43,6 +50,16 @@ def test_rounded_box_extents_and_capsule_length():
     assert torch.allclose(extent, torch.tensor([0.9, 0.6, 0.45]), atol=0.01)
     capsule = Capsule(radius=0.3, half_length=0.6, subdivisions=4).build()
     assert float(capsule.vertices[:, 2].max()) == pytest.approx(0.9, abs=1e-4)
+
+
+def test_peanut_has_its_waist():
+    peanut = Peanut(radius=0.6, offset=0.45, subdivisions=5).build()
+    v = peanut.vertices
+    waist = v[v[:, 2].abs() < 0.02][:, :2].norm(dim=1)
+    assert float(waist.min()) == pytest.approx((0.6**2 - 0.45**2) ** 0.5, abs=0.015)
+    assert float(v[:, 2].max()) == pytest.approx(1.05, abs=1e-4)
+    with pytest.raises(ValueError, match="offset < radius"):
+        Peanut(radius=0.5, offset=0.5)
 
 
 def test_radius_from_sdf_checks_its_bracket():

@@ -130,6 +130,26 @@ class Capsule(_RadialShape):
                                2 * (self.capsule_radius + self.half_length))
 
 
+class Peanut(_RadialShape):
+    """Two overlapping spheres of ``radius`` centred at ``(0, 0, ±offset)``: a peanut along
+    ``+z`` whose waist (radius ``sqrt(radius² − offset²)`` at ``z = 0``) is a concavity that a
+    reconstruction can leave filled in (:func:`lit3d.metrics.chamfer.surface_distances`)."""
+
+    def __init__(self, radius: float = 0.6, offset: float = 0.45, subdivisions: int = 5):
+        super().__init__(subdivisions)
+        if radius <= 0 or not 0 <= offset < radius:
+            raise ValueError("Peanut needs radius > 0 and 0 <= offset < radius")
+        self.sphere_radius, self.offset = float(radius), float(offset)
+
+    def sdf(self, points: Tensor) -> Tensor:
+        centre = torch.tensor([0.0, 0.0, self.offset], dtype=points.dtype)
+        return torch.minimum((points - centre).norm(dim=-1),
+                             (points + centre).norm(dim=-1)) - self.sphere_radius
+
+    def radius(self, directions: Tensor) -> Tensor:
+        return radius_from_sdf(self.sdf, directions, 2 * (self.sphere_radius + self.offset))
+
+
 class BumpyTorus(Torus):
     """A genus-1 target (the 3D-MEI paper's teapot-like genus-1 shape, procedurally): a torus
     whose ring is squashed into an ellipse (``ellipticity``) and whose tube swells into
