@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from lit3d.commands.fitted import fitted_parser, parse_pairs
+from lit3d.commands.fitted import check_sources, fitted_parser, parse_pairs
 from lit3d.errors import InputError
 
 
@@ -44,9 +44,7 @@ def run(argv: list[str] | None = None, serve: bool = True):
             raise InputError(f"--light takes one direction 'az,el', got {args.light!r}")
         check_light_elevations([pairs[0][1]])
         light = pairs[0]
-    if args.run and (args.config or args.mesh or args.ckpt_path):
-        raise InputError("--run takes the run's own config and mesh: leave out --config, "
-                         "--mesh and --ckpt_path")
+    check_sources(args)
     opened = open_analysed(args.run, args.config)
     if isinstance(opened[1].model, MRDShape):
         from lit3d.viewer.mrd import MRDExplorer

@@ -96,11 +96,13 @@ class Fitted:
             return self.whole.units[self.units.index(unit)]
         return self.whole
 
-    def stimulus(self, unit: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """``(module, vertices (V, 3), faces (F, 3))`` of ``unit``: the run's final mesh of the
-        unit, else ``--mesh``, else the module's current mesh (checkpoint or initial)."""
+    def stimulus(self, unit: int | None = None) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """``(module, vertices (V, 3), faces (F, 3))`` of ``unit`` (default: the first): the
+        run's final mesh of the unit, else ``--mesh``, else the module's current mesh
+        (checkpoint or initial)."""
         from lit3d.geometry.io import load_mesh
 
+        unit = self.units[0] if unit is None else int(unit)
         module = self.module(unit)
         mesh = self.mesh
         if self.run is not None and not self.from_checkpoint:
@@ -119,6 +121,13 @@ class Fitted:
         return module, vertices.float(), faces.long()
 
 
+def check_sources(args: argparse.Namespace) -> None:
+    """Raises :class:`InputError` if ``--run`` comes with another source of the stimulus."""
+    if args.run and (args.config or args.mesh or args.ckpt_path):
+        raise InputError("--run takes the run's own config and mesh: leave out --config, "
+                         "--mesh and --ckpt_path")
+
+
 def open_fitted(args: argparse.Namespace, opened: tuple | None = None) -> Fitted:
     """The 3D-MEI that ``args`` (:func:`fitted_parser`'s options) name, every unit of it.
 
@@ -135,9 +144,7 @@ def open_fitted(args: argparse.Namespace, opened: tuple | None = None) -> Fitted
 
     if args.spp is not None and args.spp < 1:
         raise InputError(f"--spp must be >= 1, got {args.spp}")
-    if args.run and (args.config or args.mesh or args.ckpt_path):
-        raise InputError("--run takes the run's own config and mesh: leave out --config, "
-                         "--mesh and --ckpt_path")
+    check_sources(args)
     run, cli = opened or open_analysed(args.run, args.config)
     whole = cli.model
     identity = config_identity(cli.config)
@@ -178,8 +185,7 @@ def load_fitted(args: argparse.Namespace):
     :class:`~lit3d.modules.MEI3D`, ``view`` the config's first view, ``spp`` ``--spp`` or its
     ``eval_spp``."""
     fitted = open_fitted(args)
-    module, vertices, faces = fitted.stimulus(fitted.units[0] if args.unit is None
-                                              else int(args.unit))
+    module, vertices, faces = fitted.stimulus(args.unit)
     return module, vertices, faces, fitted.view, fitted.spp
 
 

@@ -39,8 +39,7 @@ def run(argv: list[str] | None = None) -> dict[str, tuple[float, float, float]]:
              ("azimuths", "elevations", "light_azimuths", "light_elevations")}
     check_light_elevations(grids["light_elevations"])  # before the (slow) model is built
     fitted = open_fitted(args)
-    unit = fitted.units[0] if args.unit is None else int(args.unit)
-    module, vertices, faces = fitted.stimulus(unit)
+    module, vertices, faces = fitted.stimulus(args.unit)
     view, spp = fitted.view, fitted.spp
     neuron = int(module.hparams.neuron)
     model = module.response_model.eval()

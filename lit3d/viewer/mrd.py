@@ -10,7 +10,6 @@ Renders use the run's evaluation seeds and samples, as its validation did.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -29,7 +28,6 @@ class MRDExplorer:
 
     def __init__(self, run, cli, host: str = "127.0.0.1", port: int = 8080):
         from lit3d.errors import InputError
-        from lit3d.geometry.io import load_mesh
 
         self.module = cli.model.eval()
         self.views = cli.datamodule.views
@@ -38,8 +36,6 @@ class MRDExplorer:
             raise InputError(f"run {run.path} has no final mesh (mesh.ply): did the fit end?")
         self.meshes = {FINAL: meshes["mesh"], **run.stages()}
         self._loaded: dict[str, tuple] = {}
-        self._load = load_mesh
-        self._lock = threading.Lock()
         self.targets = self.module.render_target(self.views, seed=TARGET_SEED,
                                                  spp=self.module.hparams.target_spp)
         self.latency_s: float | None = None
@@ -83,11 +79,12 @@ class MRDExplorer:
     def compute(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, str]:
         """``(renders (N, 3, H, W), per-view similarity (N,), its name)`` of ``stage``'s mesh
         in every rig view."""
+        from lit3d.geometry.io import load_mesh
         from lit3d.losses import latents_of
         from lit3d.metrics.similarity import hypersphere_similarity
 
         if stage not in self._loaded:
-            self._loaded[stage] = self._load(self.meshes[stage])
+            self._loaded[stage] = load_mesh(self.meshes[stage])
         vertices, faces = self._loaded[stage]
         index = torch.arange(len(self.views))
         images = self.module.render(vertices.float(), faces.long(), self.views,
@@ -101,8 +98,7 @@ class MRDExplorer:
 
     def _update(self, stage: str) -> None:
         start = time.perf_counter()
-        with self._lock:
-            images, per_view, name = self.compute(stage)
+        images, per_view, name = self.compute(stage)  # on the worker thread only
         self.latency_s = time.perf_counter() - start
         vertices, faces = self._loaded[stage]
         self.shown = {"stage": stage, "images": images, "per_view": per_view, "name": name}
