@@ -3,7 +3,8 @@
 ``configs/mrd_dragon.yaml`` as the paper sized it (256 x 256, 25 Fibonacci views, Large Steps
 λ = 15, lr 0.1) with the latent loss on ResNet50 (random weights: offline, same cost), the
 renders at ``--spp`` (64) and, in place of the downloaded dragon, a procedural genus-1 target
-of ``--faces`` faces (``BumpyTorus``; 50 000 by default). ``--steps`` training steps (one view
+of ``--faces`` faces (``BumpyTorus``; 50 000 by default), lit by the procedural sun sky
+(``configs/environments/sunsky.yaml``: nothing to download). ``--steps`` training steps (one view
 each) in two epochs, remeshed at the start of the second (``callbacks.Remesh``), validation
 over all 25 views after each epoch. Prints one line a figure and writes them into
 ``bench/results.json`` under ``dragon_sized`` (per device). Sized for a GPU; ``--device cpu``
@@ -45,7 +46,9 @@ def build(spp: int, faces: int):
     M = "--model.init_args."
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        cli = main(["--config", str(ROOT / "configs" / "mrd_dragon.yaml"), "--trainer.logger",
+        cli = main(["--config", str(ROOT / "configs" / "mrd_dragon.yaml"),
+                    "--config", str(ROOT / "configs" / "environments" / "sunsky.yaml"),
+                    "--trainer.logger",
                     "false", M + "loss", "latent", M + "model.init_args.weights", "null",
                     M + "renderer.init_args.spp", str(spp),
                     M + "target", "lit3d.geometry.procedural.BumpyTorus",

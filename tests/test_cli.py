@@ -44,7 +44,8 @@ def test_there_are_configs():
                                          "mrd_material_diffuse.yaml",
                                          "mrd_material_brushed_metal.yaml",
                                          "mrd_material_aurora.yaml",
-                                         "mrd_material_translucent.yaml"}
+                                         "mrd_material_translucent.yaml", "mrd_dog.yaml",
+                                         "mrd_lion_statue.yaml", "mrd_suzanne.yaml"}
 
 
 def offline_target(config: Path, tmp_path: Path) -> list[str]:
@@ -63,6 +64,7 @@ def offline_target(config: Path, tmp_path: Path) -> list[str]:
     path = save_mesh(tmp_path / "target.ply", star.vertices, star.faces)
     return ["--model.init_args.target.init_args.path", str(path),
             "--model.init_args.target.init_args.member", "null",
+            "--model.init_args.target.init_args.sha256", "null",
             "--model.init_args.model.init_args.weights", "null"]
 
 

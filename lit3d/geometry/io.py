@@ -3,7 +3,6 @@ problem."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -91,36 +90,6 @@ def save_mesh(path: str | Path, vertices: Tensor, faces: Tensor) -> Path:
     return path
 
 
-def extract_member(archive: Path, member: str) -> Path:
-    """Extracts ``member`` of a tar or zip ``archive`` into ``<archive>.d/`` (once) and returns
-    its path. Raises ``ValueError`` if the archive is unreadable or lacks the member."""
-    import tarfile
-    import zipfile
-
-    target = archive.with_name(archive.name + ".d") / member
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                data = z.read(member)
-        else:
-            with tarfile.open(archive) as t:
-                handle = t.extractfile(member)
-                if handle is None:
-                    raise KeyError(member)
-                data = handle.read()
-    except KeyError as error:
-        raise ValueError(f"archive {archive} has no member {member!r}") from error
-    except (tarfile.TarError, zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"could not read archive {archive}: {error}") from error
-    partial = target.with_name(target.name + ".part")
-    partial.write_bytes(data)
-    partial.replace(target)
-    return target
-
-
 class MeshFile(MeshSource):
     """Initial or target mesh read from a file or a URL (see :func:`load_mesh`).
 
@@ -150,20 +119,10 @@ class MeshFile(MeshSource):
         self.triangulate = bool(triangulate)
 
     def local_path(self) -> Path:
-        """The file on disk (downloaded and verified if ``path`` is a URL)."""
-        from lit3d.models.weights import WeightsError, fetch_weights, is_url, sha256_of
+        """The file on disk (downloaded, verified and extracted if ``path`` is a URL/archive)."""
+        from lit3d.assets import fetch_asset
 
-        if not is_url(self.path) and not Path(self.path).expanduser().is_file():
-            raise FileNotFoundError(f"mesh file not found: {Path(self.path).expanduser()}")
-        try:
-            local = fetch_weights(self.path, self.sha256, what="mesh", config_key="path")
-        except WeightsError as error:
-            raise ValueError(str(error)) from error
-        if is_url(self.path) and not self.sha256:
-            logging.getLogger(__name__).warning(
-                "%s has sha256 %s; set `sha256:` in the config to pin it", local,
-                sha256_of(local))
-        return local if self.member is None else extract_member(local, self.member)
+        return fetch_asset(self.path, self.sha256, self.member, what="mesh")
 
     def build(self) -> Mesh:
         vertices, faces = load_mesh(self.local_path(), self.triangulate)

@@ -57,7 +57,7 @@ def verify_sha256(path: Path, sha256: str | None) -> None:
     if not actual.startswith(sha256.lower()):
         raise WeightsError(
             f"checksum mismatch for {path}: expected sha256 {sha256}..., got {actual}. The file "
-            "is corrupt or not the checkpoint you meant; delete it and fetch it again."
+            "is corrupt or not the file the config means; delete it and fetch it again."
         )
 
 

@@ -105,15 +105,42 @@ class SunSky(SkyGradient):
 
 class EnvironmentMap(Environment):
     """An HDR/EXR (or any format Mitsuba reads) lat-long map, ``+y`` up as HDRIs are stored,
-    scaled by ``scale``. Raises a clear error for a missing or unreadable file."""
+    scaled by ``scale``.
 
-    def __init__(self, path: str | Path, scale: float = 1.0):
-        self.path = Path(path).expanduser()
-        if not self.path.is_file():
-            raise FileNotFoundError(f"environment map not found: {self.path}")
+    Args:
+        path: the map's file, or an ``http(s)://``/``file://`` URL fetched on first use into the
+            cache (see :func:`lit3d.assets.fetch_asset`).
+        scale: radiance multiplier (>= 0).
+        sha256: checksum of the file (or archive) at ``path``; logged when a URL has none.
+        member: for a tar/zip archive at ``path``, the map's file inside it.
+
+    A missing local file is an error here; a URL is fetched when the map is first rendered.
+    """
+
+    def __init__(self, path: str | Path, scale: float = 1.0, sha256: str | None = None,
+                 member: str | None = None):
+        from lit3d._compat import nullable
+        from lit3d.models.weights import is_url
+
+        self.source = str(path)
+        self.sha256, self.member = nullable(sha256), nullable(member)
+        if not is_url(self.source) and not Path(self.source).expanduser().is_file():
+            raise FileNotFoundError(
+                f"environment map not found: {Path(self.source).expanduser()}")
         if scale < 0:
             raise ValueError(f"scale must be >= 0, got {scale}")
         self.scale = float(scale)
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The map's file on disk (fetched, verified and extracted on first access)."""
+        if self._path is None:
+            from lit3d.assets import fetch_asset
+
+            self._path = fetch_asset(self.source, self.sha256, self.member,
+                                     what="environment map")
+        return self._path
 
     def image(self, height: int | None = None) -> np.ndarray:
         import mitsuba as mi
@@ -124,12 +151,13 @@ class EnvironmentMap(Environment):
         if mi.variant() is None:  # any variant reads bitmaps; pick the one renders will use
             import_mitsuba(mitsuba_variant_for(torch.device("cuda" if torch.cuda.is_available()
                                                             else "cpu")))
+        path = self.path
         try:
             with bitmap_io_threads():
-                bitmap = mi.Bitmap(str(self.path)).convert(
+                bitmap = mi.Bitmap(str(path)).convert(
                     mi.Bitmap.PixelFormat.RGB, mi.Struct.Type.Float32, srgb_gamma=False)
         except Exception as error:  # noqa: BLE001 (Mitsuba raises RuntimeError variants)
-            raise ValueError(f"could not read environment map {self.path}: {error}") from error
+            raise ValueError(f"could not read environment map {path}: {error}") from error
         return np.ascontiguousarray(np.asarray(bitmap), dtype=np.float32) * self.scale
 
 

@@ -7,19 +7,22 @@ Two sides:
   :class:`Aurora` (a rough conductor with a colour-shifting tint, standing in for the measured
   "aurora" material of Dupuy & Jakob 2018), :class:`Translucent` (a rough dielectric), and
   :class:`KnownPrincipled` (a Principled BSDF with known parameters: the one target whose
-  parameters can be recovered exactly, used to validate the optimizer).
+  parameters can be recovered exactly, used to validate the optimizer), and :class:`Measured`
+  (a measured BSDF file of RGL's database, the materials MRD used).
 - **The Principled BSDF being optimized**: :data:`PRINCIPLED_PARAMETERS` lists its parameters,
   their start values and valid ranges; :func:`clamp_principled` projects values back into those
   ranges after every step.
 
 Every target's ``bsdf(mi)`` returns a Mitsuba plugin dict; textures are procedural (numpy), so
-nothing is downloaded. Texture values are linear (``raw``), in [0, 1].
+nothing is downloaded except a :class:`Measured` file. Texture values are linear (``raw``), in
+[0, 1].
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -269,6 +272,36 @@ class Translucent(Material):
     def bsdf(self, mi) -> dict[str, Any]:
         return {"type": "roughdielectric", "distribution": "ggx", "alpha": self.alpha,
                 "int_ior": self.int_ior, "specular_transmittance": _bitmap(mi, self.tint)}
+
+
+class Measured(Material):
+    """A measured BSDF of RGL's material database (Dupuy & Jakob 2018) through Mitsuba's
+    ``measured`` plugin: an ``*_rgb.bsdf`` file (lit3d renders in RGB variants), e.g. the
+    ``cc_nothern_aurora`` and ``weta_brushed_steel_satin_pink`` materials MRD reconstructs.
+
+    Args:
+        path: the ``.bsdf`` file, or a URL fetched once into the cache
+            (:func:`lit3d.assets.fetch_asset`).
+        sha256: its checksum (logged when a URL has none).
+        member: for a tar/zip archive at ``path``, the file inside it.
+
+    Measured materials reflect only (no transmission) and are not textured: the reconstruction
+    matches their appearance, there are no known parameters to recover.
+    """
+
+    def __init__(self, path: str, sha256: str | None = None, member: str | None = None):
+        from lit3d._compat import nullable
+        from lit3d.models.weights import is_url
+
+        if not is_url(path) and not Path(path).expanduser().is_file():
+            raise FileNotFoundError(f"measured BSDF file not found: {Path(path).expanduser()}")
+        self.source, self.sha256, self.member = str(path), nullable(sha256), nullable(member)
+
+    def bsdf(self, mi) -> dict[str, Any]:
+        from lit3d.assets import fetch_asset
+
+        path = fetch_asset(self.source, self.sha256, self.member, what="measured BSDF")
+        return {"type": "measured", "filename": str(path)}
 
 
 class KnownPrincipled(Material):
