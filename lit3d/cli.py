@@ -266,7 +266,7 @@ class Lit3DCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> pl.Trainer:
         present = {type(c) for c in [*(config.get("callbacks") or []), *callbacks]}
         defaults = [FitArtifacts, SkipNonFinite, LogMedia]
-        if self.subcommand == "fit":
+        if self.subcommand == "fit" and config.get("enable_checkpointing") is not False:
             defaults.append(LastCheckpoint)
         for default in defaults:
             if not any(issubclass(t, default) for t in present):

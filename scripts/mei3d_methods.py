@@ -11,7 +11,10 @@ configs with options switched off one by one, so the table shows what each part 
 - ``no_guard``: also without the step guard (self-intersections and area growth allowed);
 - ``regularizers_only``: the paper's four regularizers alone, in lit3d's earlier setting: no
   guard, no repulsion, a free rim, for the simple cells the sheet 2 units wide (smaller than
-  the view), and the learning rates and steps that were tuned for it.
+  the view), and the learning rates and steps that were tuned for it;
+- ``silhouette_spp_<n>`` (n = 1, 2, 4, 8), ``shading_spp_<n>`` (n = 2, 4, 8): the config with
+  ``n`` samples per pixel for the primary-silhouette (or the shading) gradient term
+  (``MitsubaRenderer(silhouette_spp=n)``, ``shading_spp=n``).
 
 Usage: ``python scripts/mei3d_methods.py --configs mei3d_simple_cell --methods shipped
 regularizers_only --seeds 0 1 --out runs/methods`` (several hours for everything on a 2-core CPU).
@@ -67,18 +70,23 @@ METHODS: dict[str, dict[str, list[str]]] = {
             M + "lr", "0.002", "--trainer.max_epochs", "12"],
     },
 }
+#: Methods of every config: fewer samples for the primary-silhouette gradient than the shading's.
+SILHOUETTE = {
+    **{f"silhouette_spp_{n}": [M + "renderer.init_args.silhouette_spp", str(n)]
+       for n in (1, 2, 4, 8)},
+    **{f"shading_spp_{n}": [M + "renderer.init_args.shading_spp", str(n)] for n in (2, 4, 8)}}
 HEADLINE = {"mei3d_population": "mean_normalized_response"}
 
 
 def run(config: str, method: str, seed: int, out: Path) -> dict:
     """One fit; returns its final metrics (plus config, method, seed, wall time)."""
     name = f"{config}-{method}-seed{seed}"
-    overrides = [] if method == "shipped" else METHODS[config][method]
+    overrides = [] if method == "shipped" else {**METHODS[config], **SILHOUETTE}[method]
     command = [sys.executable, "-m", "lit3d", "fit", "--config", f"configs/{config}.yaml",
                "--seed_everything", str(seed), "--trainer.logger.init_args.save_dir", str(out),
                "--trainer.logger.init_args.name", name, "--trainer.enable_progress_bar",
                "false", "--trainer.enable_checkpointing", "false", "--trainer.callbacks",
-               "null", *overrides]
+               "[]", *overrides]
     start = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = out / f"{name}.log"

@@ -192,3 +192,14 @@ def test_consecutive_non_finite_steps_stop_the_run_with_exit_3_and_the_mesh_save
     mesh = trimesh.load(run / "mesh.ply", process=False)
     assert mesh.vertices.shape == (81, 3) and abs(mesh.vertices[:, 2]).max() < 1e-6  # flat
     assert last_ckpt(tmp_path, "mei3d_simple_cell").is_file()
+
+
+def test_fit_without_checkpointing_writes_no_checkpoint(tmp_path, capsys):
+    """``--trainer.enable_checkpointing false`` with the config's checkpoint callback removed:
+    lit3d adds no ``last.ckpt`` callback of its own (Lightning refuses one then)."""
+    status, err = run_cli(["--config", MEI, *TINY_MEI, "--trainer.enable_checkpointing", "false",
+                           "--trainer.callbacks", "[]",
+                           "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    assert status == 0, err
+    run = tmp_path / "mei3d_simple_cell" / "version_0"
+    assert (run / "metrics.json").is_file() and not list(run.rglob("*.ckpt"))

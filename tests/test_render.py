@@ -265,10 +265,93 @@ def test_replayed_kernels_render_and_differentiate_like_traced_ones(sphere, inte
         assert 0 < frozen._kernels.recordings[1] <= recordings[-1]
 
 
-def test_fewer_silhouette_samples_estimate_the_same_gradient(sphere):
-    """``silhouette_spp`` lowers the sample count of the projective integrator's primary-
-    silhouette term only: equal to the default when it equals ``spp``, and with fewer samples
-    the gradient (mean over seeds) points the same way."""
+@pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
+def test_reusing_the_forward_scene_state_gives_the_same_images_and_gradients(sphere,
+                                                                            environment):
+    """The backward pass reuses the scene state its forward pass left (no second buffer update)
+    only when nothing rendered in between: over steps of one view, a batch, another mesh
+    rendered between forward and backward, and per-vertex colours, images and vertex/colour
+    gradients equal those of a renderer that sets the state again every time."""
+    from lit3d.data.views import fibonacci_views
+    from lit3d.render.environment import SunSky
+    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
+
+    def make():
+        return (MitsubaEnvironmentRenderer(image_size=24, spp=2, environment_resolution=16,
+                                           environment=SunSky(sun_radiance=50.0))
+                if environment else MitsubaRenderer(image_size=24, spp=2))
+
+    reusing, resetting = make(), make()
+    resetting.reuse_forward_state = False
+    views = fibonacci_views(6, 4.0, 40.0)
+    weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
+    updates = {}
+
+    def counting(renderer, name):
+        original = renderer._set_buffer
+
+        def set_buffer(*args, **kwargs):
+            updates[name] = updates.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        renderer._set_buffer = set_buffer
+
+    counting(reusing, "reusing")
+    counting(resetting, "resetting")
+
+    def step(renderer, k):
+        v = (sphere.vertices * (1 + 0.05 * k)).requires_grad_(True)
+        colors = torch.full_like(sphere.vertices, 0.6).requires_grad_(k == 3)
+        index = torch.tensor([k % 6] if k != 2 else [1, 4])
+        images = renderer(v, sphere.faces, views[index], seed=k,
+                          colors=colors if k == 3 else None)
+        if k == 4:  # another render on the same renderer before the backward pass
+            renderer(0.7 * sphere.vertices, sphere.faces, views[torch.tensor([0])], seed=9)
+        (images * weights).sum().backward()
+        return images.detach(), v.grad, colors.grad
+
+    for k in range(6):
+        (image_r, grad_r, color_r), (image_s, grad_s, color_s) = step(reusing, k), step(
+            resetting, k)
+        torch.testing.assert_close(image_r, image_s, rtol=0, atol=0)
+        assert grad_s.abs().max() > 0
+        torch.testing.assert_close(grad_r, grad_s, rtol=1e-5, atol=1e-6 * float(grad_s.abs().max()))
+        if k == 3:
+            assert color_s.abs().max() > 0
+            torch.testing.assert_close(color_r, color_s, rtol=1e-5,
+                                       atol=1e-6 * float(color_s.abs().max()))
+    # Steps 0, 1, 5 of one view each skip the backward's update; step 2's two views update
+    # again for the earlier view only; step 3 (colours) skips two; step 4 renders in between.
+    assert updates["resetting"] - updates["reusing"] == 3 + 1 + 2, updates
+
+
+def test_a_render_of_another_mesh_between_forward_and_backward_keeps_the_gradient(sphere):
+    """The backward pass rebuilds the scene of its own mesh when one of another topology was
+    rendered in between (it used to set these vertices into the other mesh's scene)."""
+    other = IcoSphere(subdivisions=1, radius=0.7).build()
+    views = overhead_views()
+    weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
+
+    def gradient(between: bool):
+        renderer = MitsubaRenderer(image_size=24, spp=2)
+        v = sphere.vertices.clone().requires_grad_(True)
+        images = renderer(v, sphere.faces, views, seed=3)
+        if between:
+            renderer(other.vertices, other.faces, views, seed=9)
+        (images * weights).sum().backward()
+        return v.grad
+
+    alone = gradient(False)
+    assert alone.abs().max() > 0
+    torch.testing.assert_close(gradient(True), alone, rtol=1e-5,
+                               atol=1e-6 * float(alone.abs().max()))
+
+
+@pytest.mark.parametrize("option", ["silhouette_spp", "shading_spp"])
+def test_fewer_gradient_samples_estimate_the_same_gradient(sphere, option):
+    """``silhouette_spp`` / ``shading_spp`` lower the sample count of one gradient term of the
+    projective integrator only: the image is unchanged, the gradient equals the default's when
+    the count equals ``spp``, and with fewer samples it (mean over seeds) points the same way."""
     weights = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
 
     def gradient(renderer, seeds):
@@ -280,8 +363,11 @@ def test_fewer_silhouette_samples_estimate_the_same_gradient(sphere):
         return total / len(seeds)
 
     default = MitsubaRenderer(image_size=32, spp=8)
-    same = MitsubaRenderer(image_size=32, spp=8, silhouette_spp=8)
-    fewer = MitsubaRenderer(image_size=32, spp=8, silhouette_spp=2)
+    same = MitsubaRenderer(image_size=32, spp=8, **{option: 8})
+    fewer = MitsubaRenderer(image_size=32, spp=8, **{option: 2})
+    torch.testing.assert_close(fewer(sphere.vertices, sphere.faces, overhead_views(), seed=3),
+                               default(sphere.vertices, sphere.faces, overhead_views(), seed=3),
+                               rtol=0, atol=0)
     full = gradient(default, range(4))
     torch.testing.assert_close(gradient(same, range(4)), full, rtol=1e-3,
                                atol=1e-4 * float(full.abs().max()))
@@ -289,7 +375,7 @@ def test_fewer_silhouette_samples_estimate_the_same_gradient(sphere):
                                                    full.flatten(), dim=0)
     assert cosine > 0.95, float(cosine)
     with pytest.raises(ValueError, match="projective"):
-        MitsubaRenderer(integrator="prb", silhouette_spp=2)
+        MitsubaRenderer(integrator="prb", **{option: 2})
 
 
 def test_the_gpu_checks_reference_image_is_what_the_cpu_renders():

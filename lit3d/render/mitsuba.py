@@ -60,8 +60,10 @@ class MitsubaRenderer(Renderer):
             render. The backward pass of projective integrators is never recorded (Dr.Jit
             cannot), only their forward pass.
         silhouette_spp: projective integrators only: samples per pixel of the primary-silhouette
-            gradient term (its most expensive part), if fewer than ``spp`` (the shading term's);
-            ``None`` uses ``spp`` for both.
+            gradient term (its most expensive part), if fewer than ``spp``; ``None`` uses ``spp``.
+        shading_spp: projective integrators only: samples per pixel of the shading (interior)
+            gradient term, if fewer than ``spp``; ``None`` uses ``spp``. The primal image always
+            takes ``spp``.
     """
 
     def __init__(
@@ -74,14 +76,17 @@ class MitsubaRenderer(Renderer):
         background: float = 0.3,
         freeze: bool = True,
         silhouette_spp: int | None = None,
+        shading_spp: int | None = None,
     ):
         super().__init__(image_size=image_size, albedo=albedo, background=background)
         if spp < 1:
             raise ValueError(f"spp must be >= 1, got {spp}")
-        if silhouette_spp is not None and (silhouette_spp < 1 or "projective" not in integrator):
-            raise ValueError(f"silhouette_spp must be >= 1 and needs a projective integrator, "
-                             f"got {silhouette_spp} with {integrator!r}")
+        for name, value in (("silhouette_spp", silhouette_spp), ("shading_spp", shading_spp)):
+            if value is not None and (value < 1 or "projective" not in integrator):
+                raise ValueError(f"{name} must be >= 1 and needs a projective integrator, "
+                                 f"got {value} with {integrator!r}")
         self.silhouette_spp = None if silhouette_spp is None else int(silhouette_spp)
+        self.shading_spp = None if shading_spp is None else int(shading_spp)
         self.spp = int(spp)
         self.integrator = integrator
         options = dict(integrator_options or {})
@@ -94,13 +99,17 @@ class MitsubaRenderer(Renderer):
         self._positions_key: str | None = None
         self._faces_key: tuple | None = None
         self._kernels = None
+        self._state: object | None = None  # the scene state of the last forward pass
+        #: Let a backward pass reuse the scene state its forward pass left (see _ViewRender);
+        #: False sets it again every time (same images and gradients, measured by the tests).
+        self.reuse_forward_state = True
 
     def __getstate__(self) -> dict:
         """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
         and its recorded kernels are rebuilt on the next render."""
         state = self.__dict__.copy()
         state.update(_scene=None, _params=None, _positions_key=None, _faces_key=None,
-                     _kernels=None)
+                     _kernels=None, _state=None)
         return state
 
     @property
@@ -167,8 +176,8 @@ class MitsubaRenderer(Renderer):
         self._scene, self._params = scene, params
         self._positions_key = _vertex_positions_key(params)
         self._faces_key = self._topology_key(faces, num_vertices, colored)
-        self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward,
-                                 self.silhouette_spp)
+        self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward)
+        self._state = None
 
     def _emitters(self, mi) -> dict[str, Any]:
         """The scene's lights: the views' point light and the uniform grey background."""
@@ -231,8 +240,10 @@ class MitsubaRenderer(Renderer):
         for b, view in enumerate(views.as_dicts()):
             positions = vertices if vertices.ndim == 2 else vertices[b]
             albedo = None if colors is None else (colors if colors.ndim == 2 else colors[b])
+            track = self.reuse_forward_state and torch.is_grad_enabled() and (
+                positions.requires_grad or (albedo is not None and albedo.requires_grad))
             image = _ViewRender.apply(positions, albedo, self, mi, dr, view, seeds[b],
-                                      spp)  # (H, W, 3)
+                                      spp, track, faces)  # (H, W, 3)
             images.append(image.permute(2, 0, 1))
         return torch.stack(images).to(vertices.device)
 
@@ -247,18 +258,19 @@ class _Kernels:
     (measured: the scene's first render records twice, as it creates the film's storage; then
     every call replays)."""
 
-    def __init__(self, mi, dr, freeze: bool, freeze_backward: bool,
-                 silhouette_spp: int | None = None):
+    def __init__(self, mi, dr, freeze: bool, freeze_backward: bool):
         # ``threads`` (unused) keys the recordings on Dr.Jit's thread count: a recording
         # replayed after ``dr.set_thread_count`` changed it crashes (measured: segfault).
         def primal(scene, seed, spp: int, threads: int):
             return mi.render(scene, seed=seed, spp=spp)
 
-        def adjoint(scene, grad_image, seed, spp: int, threads: int):
+        def adjoint(scene, grad_image, seed, spp: int, counts: tuple | None, threads: int):
             integrator = scene.integrator()
-            if silhouette_spp is not None:
+            if counts is not None:
                 # spp=0 makes the projective integrator take its own per-term counts.
-                integrator.sppc, integrator.sppp = spp, min(silhouette_spp, spp)
+                shading, silhouette = counts
+                integrator.sppc = spp if shading is None else min(shading, spp)
+                integrator.sppp = spp if silhouette is None else min(silhouette, spp)
                 spp = 0
             integrator.render_backward(scene, None, grad_image, seed=seed, spp=spp)
 
@@ -270,9 +282,13 @@ class _Kernels:
         """(H, W, 3) image of ``scene``."""
         return self._primal(scene, seed, spp, self.dr.thread_count())
 
-    def adjoint(self, scene, grad_image, seed, spp: int) -> None:
-        """Accumulates ``grad_image``'s gradient into the scene's tracked variables."""
-        self._adjoint(scene, grad_image, seed, spp, self.dr.thread_count())
+    def adjoint(self, scene, grad_image, seed, spp: int, shading_spp: int | None = None,
+                silhouette_spp: int | None = None) -> None:
+        """Accumulates ``grad_image``'s gradient into the scene's tracked variables
+        (``shading_spp``, ``silhouette_spp``: see :class:`MitsubaRenderer`)."""
+        counts = None if shading_spp is None and silhouette_spp is None else (
+            shading_spp, silhouette_spp)
+        self._adjoint(scene, grad_image, seed, spp, counts, self.dr.thread_count())
 
     @property
     def recordings(self) -> tuple[int, int]:
@@ -290,23 +306,31 @@ class _Kernels:
 
 class _ViewRender(torch.autograd.Function):
     """One view: the forward pass renders the primal image (no Dr.Jit AD graph); the backward
-    pass sets the view's scene again (camera, light, these vertices, now tracked) and runs the
-    integrator's adjoint render with the gradient seed ``mi.render`` would use, so image and
-    gradient equal ``mi.render``'s. Because every view carries its own scene state into its
-    backward pass, a batch of views, or renders of other scenes between forward and backward,
-    get exact gradients (Mitsuba's own backward re-renders with the scene as it is *then*:
-    with one shared scene every view took the last view's camera)."""
+    pass runs the integrator's adjoint render with the gradient seed ``mi.render`` would use, so
+    image and gradient equal ``mi.render``'s.
+
+    The backward pass needs the view's scene state with the inputs tracked. When the forward
+    pass was the renderer's last (one view a step), the scene still holds that state: the
+    forward pass already tracked the inputs it handed over (``track``) and the backward pass
+    reuses them, without setting the buffers again (which rebuilds the BVH and the normals).
+    Otherwise (a batch of views, or other renders in between) it sets the view's camera, light
+    and inputs again, and rebuilds the scene if a mesh of another topology was rendered in
+    between, so every view gets exact gradients (Mitsuba's own backward re-renders with the
+    scene as it is *then*: with one shared scene every view took the last view's camera)."""
 
     @staticmethod
-    def forward(ctx, positions, colors, renderer, mi, dr, view, seed, spp):
+    def forward(ctx, positions, colors, renderer, mi, dr, view, seed, spp, track, faces):
         ctx.renderer, ctx.mi, ctx.dr, ctx.view, ctx.seed, ctx.spp = (
             renderer, mi, dr, view, seed, spp)
+        ctx.faces, ctx.topology = faces, renderer._faces_key
         ctx.save_for_backward(positions, colors)
         kernels = renderer._kernels
         renderer._set_view(mi, view)
-        renderer._set_buffer(mi, dr, renderer._positions_key, positions, grad=False)
+        ctx.arrays = {"positions": renderer._set_buffer(mi, dr, renderer._positions_key,
+                                                        positions, grad=track)}
         if colors is not None:
-            renderer._set_buffer(mi, dr, COLOR_KEY, colors, grad=False)
+            ctx.arrays["colors"] = renderer._set_buffer(mi, dr, COLOR_KEY, colors, grad=track)
+        ctx.state = renderer._state = object() if track else None
         primal_seed, _ = kernels.seeds(seed)
         image = kernels.primal(renderer._scene, primal_seed, spp)
         return to_torch(dr, image).to(positions.device)
@@ -315,22 +339,31 @@ class _ViewRender(torch.autograd.Function):
     def backward(ctx, grad):
         positions, colors = ctx.saved_tensors
         renderer, mi, dr = ctx.renderer, ctx.mi, ctx.dr
-        renderer._set_view(mi, ctx.view)
         inputs = {"positions": (renderer._positions_key, positions, ctx.needs_input_grad[0]),
                   "colors": (COLOR_KEY, colors, ctx.needs_input_grad[1])}
-        tracked = {name: renderer._set_buffer(mi, dr, key, values, grad=grad)
-                   for name, (key, values, grad) in inputs.items() if values is not None}
+        if ctx.state is not None and renderer._state is ctx.state:
+            tracked = ctx.arrays  # the scene is as the forward pass left it, inputs tracked
+        else:
+            if renderer._faces_key != ctx.topology:  # another mesh was rendered in between
+                renderer._build_scene(mi, dr, ctx.faces, int(positions.shape[-2]),
+                                      colors is not None)
+            renderer._set_view(mi, ctx.view)
+            tracked = {name: renderer._set_buffer(mi, dr, key, values, grad=grad)
+                       for name, (key, values, grad) in inputs.items() if values is not None}
+        renderer._state = ctx.state = ctx.arrays = None
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
         grad_image = to_drjit(dr, mi, grad)
-        renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp)
+        renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp,
+                                  renderer.shading_spp, renderer.silhouette_spp)
         grads = {}
         for name, array in tracked.items():
             _, source, grad_needed = inputs[name]
             if grad_needed:
                 gradient = to_torch(dr, dr.grad(array)).reshape(source.shape)
-                dr.disable_grad(array)
                 grads[name] = gradient.to(source.device, source.dtype)
-        return (grads.get("positions"), grads.get("colors"), None, None, None, None, None, None)
+            dr.disable_grad(array)
+        return (grads.get("positions"), grads.get("colors"), None, None, None, None, None, None,
+                None, None)
 
 
 class MitsubaEnvironmentRenderer(MitsubaRenderer):
@@ -342,18 +375,19 @@ class MitsubaEnvironmentRenderer(MitsubaRenderer):
         environment: an :class:`~lit3d.render.environment.Environment` (procedural sky or an
             HDR/EXR file); default a :class:`~lit3d.render.environment.SunSky`.
         environment_resolution: height of the lat-long map handed to Mitsuba (width 2×).
-        image_size, spp, integrator, integrator_options, albedo, freeze: as
-            :class:`MitsubaRenderer`.
+        image_size, spp, integrator, integrator_options, albedo, freeze, silhouette_spp,
+            shading_spp: as :class:`MitsubaRenderer`.
     """
 
     def __init__(self, environment: Environment | None = None,
                  environment_resolution: int = 128, image_size: int = 128,
                  spp: int = 16, integrator: str = "direct_projective",
                  integrator_options: dict[str, Any] | None = None, albedo: float = 0.8,
-                 freeze: bool = True):
+                 freeze: bool = True, silhouette_spp: int | None = None,
+                 shading_spp: int | None = None):
         super().__init__(image_size=image_size, spp=spp, integrator=integrator,
                          integrator_options=integrator_options, albedo=albedo, background=0.0,
-                         freeze=freeze)
+                         freeze=freeze, silhouette_spp=silhouette_spp, shading_spp=shading_spp)
         self.environment = default_environment(environment)
         self.environment_resolution = int(environment_resolution)
 
