@@ -105,7 +105,8 @@ def main() -> int:
               f"{r['shading_spp']} of spp {r['spp']}, "
               f"{r['vertices']} vertices, {r['views_per_step']} view(s))", flush=True)
     record = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    record["render_backward"] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+    record["render_backward"] = {**record.get("render_backward", {}),  # others kept
+                                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                             f"torch threads {torch.get_num_threads()}",
                                  **results}
     RESULTS.write_text(json.dumps(record, indent=2) + "\n")
