@@ -18,6 +18,13 @@ from lit3d.models.weights import WeightsError, fetch_weights, is_url, sha256_of
 log = logging.getLogger(__name__)
 
 
+def require_file(path: str, noun: str) -> None:
+    """Raises ``FileNotFoundError("<noun> not found: <path>")`` unless ``path`` is a URL or an
+    existing file: the early check of a config's local path, before anything is fetched."""
+    if not is_url(path) and not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"{noun} not found: {Path(path).expanduser()}")
+
+
 def fetch_asset(path: str, sha256: str | None = None, member: str | None = None,
                 what: str = "file") -> Path:
     """Local path of ``path`` (a file path or an ``http(s)://``/``file://`` URL), downloaded into
@@ -30,8 +37,7 @@ def fetch_asset(path: str, sha256: str | None = None, member: str | None = None,
         ValueError: the download failed, the checksum differs, or the archive lacks ``member``;
             the message says how to supply the file by hand.
     """
-    if not is_url(path) and not Path(path).expanduser().is_file():
-        raise FileNotFoundError(f"{what} file not found: {Path(path).expanduser()}")
+    require_file(path, f"{what} file")
     try:
         local = fetch_weights(path, sha256, what=what, config_key="path")
     except WeightsError as error:

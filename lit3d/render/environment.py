@@ -120,13 +120,11 @@ class EnvironmentMap(Environment):
     def __init__(self, path: str | Path, scale: float = 1.0, sha256: str | None = None,
                  member: str | None = None):
         from lit3d._compat import nullable
-        from lit3d.models.weights import is_url
+        from lit3d.assets import require_file
 
         self.source = str(path)
         self.sha256, self.member = nullable(sha256), nullable(member)
-        if not is_url(self.source) and not Path(self.source).expanduser().is_file():
-            raise FileNotFoundError(
-                f"environment map not found: {Path(self.source).expanduser()}")
+        require_file(self.source, "environment map")
         if scale < 0:
             raise ValueError(f"scale must be >= 0, got {scale}")
         self.scale = float(scale)

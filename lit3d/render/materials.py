@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -291,10 +290,9 @@ class Measured(Material):
 
     def __init__(self, path: str, sha256: str | None = None, member: str | None = None):
         from lit3d._compat import nullable
-        from lit3d.models.weights import is_url
+        from lit3d.assets import require_file
 
-        if not is_url(path) and not Path(path).expanduser().is_file():
-            raise FileNotFoundError(f"measured BSDF file not found: {Path(path).expanduser()}")
+        require_file(str(path), "measured BSDF file")
         self.source, self.sha256, self.member = str(path), nullable(sha256), nullable(member)
 
     def bsdf(self, mi) -> dict[str, Any]:
