@@ -40,22 +40,18 @@ def torus_segments(faces: int) -> tuple[int, int]:
 
 def build(spp: int, faces: int):
     """(module, datamodule) of the dragon config with this benchmark's overrides."""
-    from lit3d.cli import main
+    from lit3d.cli import build as build_cli
 
     segments, tube = torus_segments(faces)
     M = "--model.init_args."
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        cli = main(["--config", str(ROOT / "configs" / "mrd_dragon.yaml"),
-                    "--config", str(ROOT / "configs" / "environments" / "sunsky.yaml"),
-                    "--trainer.logger",
-                    "false", M + "loss", "latent", M + "model.init_args.weights", "null",
-                    M + "renderer.init_args.spp", str(spp),
-                    M + "target", "lit3d.geometry.procedural.BumpyTorus",
-                    M + "target.init_args.segments", str(segments),
-                    M + "target.init_args.tube_segments", str(tube)], run=False)
-    finally:
-        sys.argv = argv
+    cli = build_cli(["--config", str(ROOT / "configs" / "mrd_dragon.yaml"),
+                     "--config", str(ROOT / "configs" / "environments" / "sunsky.yaml"),
+                     "--trainer.logger",
+                     "false", M + "loss", "latent", M + "model.init_args.weights", "null",
+                     M + "renderer.init_args.spp", str(spp),
+                     M + "target", "lit3d.geometry.procedural.BumpyTorus",
+                     M + "target.init_args.segments", str(segments),
+                     M + "target.init_args.tube_segments", str(tube)])
     return cli.model, cli.datamodule
 
 

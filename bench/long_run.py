@@ -56,7 +56,7 @@ def resident_mb() -> float:
 def run(name: str, steps: int, window: int, out: Path) -> dict:
     import lightning.pytorch as pl
 
-    from lit3d.cli import main
+    from lit3d.cli import build as build_cli
 
     config, extra, last_remesh = RUNS[name]
     times: list[float] = []
@@ -90,18 +90,14 @@ def run(name: str, steps: int, window: int, out: Path) -> dict:
             if len(times) % 10 == 0:
                 probes.append((len(times) - 1, probe(pl_module)))
 
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        cli = main(["--config", str(ROOT / "configs" / config), *extra,
-                    "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
-                    "--trainer.enable_progress_bar", "false",
-                    "--trainer.enable_model_summary", "false",
-                    "--trainer.max_epochs", "100000", "--trainer.max_steps", str(steps),
-                    "--trainer.default_root_dir", str(out),
-                    *(["--model.init_args.model.init_args.weights", "null"]
-                      if name == "mrd" else [])], run=False)
-    finally:
-        sys.argv = argv
+    cli = build_cli(["--config", str(ROOT / "configs" / config), *extra,
+                     "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+                     "--trainer.enable_progress_bar", "false",
+                     "--trainer.enable_model_summary", "false",
+                     "--trainer.max_epochs", "100000", "--trainer.max_steps", str(steps),
+                     "--trainer.default_root_dir", str(out),
+                     *(["--model.init_args.model.init_args.weights", "null"]
+                       if name == "mrd" else [])])
     cli.trainer.callbacks.append(Clock())
     start = time.time()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)

@@ -179,31 +179,27 @@ def mrd_network(mrd: dict, net):
 def lit3d_trainer(assets: dict[str, Path], loss: str, size: int, spp: int, views: int,
                   lambda_: float, lr: float, steps: int, out: Path):
     """(trainer, module, datamodule) of the MRD demo config at these settings."""
-    from lit3d.cli import main
+    from lit3d.cli import build as build_cli
 
     M = "--model.init_args."
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        cli = main([
-            "--config", str(ROOT / "configs" / "mrd_demo.yaml"), "--trainer.logger", "false",
-            "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false", "--trainer.max_epochs", "1000",
-            "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
-            "--trainer.callbacks", "[]", "--trainer.default_root_dir", str(out),
-            M + "target", "lit3d.geometry.MeshFile", M + "target.init_args.path",
-            str(assets["target"]), M + "target.init_args.center", "false",
-            M + "initial", "lit3d.geometry.MeshFile", M + "initial.init_args.path",
-            str(assets["initial"]), M + "initial.init_args.center", "false",
-            M + "renderer.init_args.image_size", str(size),
-            M + "renderer.init_args.spp", str(spp),
-            M + "renderer.init_args.environment", "lit3d.render.environment.EnvironmentMap",
-            M + "renderer.init_args.environment.init_args.path", str(assets["envmap"]),
-            M + "loss", loss, M + "model.init_args.weights", "null",
-            M + "lambda_", str(lambda_), M + "lr", str(lr),
-            "--data.init_args.num_views", str(views), "--data.init_args.batch_size", "1",
-        ], run=False)
-    finally:
-        sys.argv = argv
+    cli = build_cli([
+        "--config", str(ROOT / "configs" / "mrd_demo.yaml"), "--trainer.logger", "false",
+        "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false", "--trainer.max_epochs", "1000",
+        "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
+        "--trainer.callbacks", "[]", "--trainer.default_root_dir", str(out),
+        M + "target", "lit3d.geometry.MeshFile", M + "target.init_args.path",
+        str(assets["target"]), M + "target.init_args.center", "false",
+        M + "initial", "lit3d.geometry.MeshFile", M + "initial.init_args.path",
+        str(assets["initial"]), M + "initial.init_args.center", "false",
+        M + "renderer.init_args.image_size", str(size),
+        M + "renderer.init_args.spp", str(spp),
+        M + "renderer.init_args.environment", "lit3d.render.environment.EnvironmentMap",
+        M + "renderer.init_args.environment.init_args.path", str(assets["envmap"]),
+        M + "loss", loss, M + "model.init_args.weights", "null",
+        M + "lambda_", str(lambda_), M + "lr", str(lr),
+        "--data.init_args.num_views", str(views), "--data.init_args.batch_size", "1",
+    ])
     return cli.trainer, cli.model, cli.datamodule
 
 

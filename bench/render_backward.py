@@ -1,7 +1,9 @@
 """The render's backward pass in each shipped 3D-MEI config: as shipped against the renderer as
-it was before the gradient sample counts and the forward-state reuse (``silhouette_spp`` and
-``shading_spp`` None: both gradient terms at ``spp``; ``reuse_forward_state=False``: the
-backward pass sets the scene's buffers again).
+it was before the gradient sample counts, the forward-state reuse and the stored silhouette
+samples (``silhouette_spp`` and ``shading_spp`` None: both gradient terms at ``spp``;
+``reuse_forward_state=False``: the backward pass sets the scene's buffers again;
+``store_silhouette_samples=False``: Mitsuba's own schedule, which computes each silhouette
+sample twice).
 
 Each config is built as ``fit`` builds it (LightningCLI, ``run=False``; network weights random
 where they are not public; a population's first unit) and trained ``--train-steps`` 150 steps
@@ -43,6 +45,23 @@ CONFIGS = ["mei3d_simple_cell", "mei3d_simple_cell_sphere", "mei3d_complex_cell"
 OFFLINE = {"mei3d_v4": ["--model.init_args.response_model.init_args.weights", "null"]}
 
 
+def silhouette_sample_bytes() -> int:
+    """Bytes a stored primary-silhouette sample holds: the ``SilhouetteSample3f`` and its RGB
+    radiance difference (what ``store_silhouette_samples`` keeps until the backward ends)."""
+    from lit3d.render.backend import import_mitsuba
+
+    mi, dr = import_mitsuba("llvm_ad_rgb")
+
+    def size(x) -> int:
+        if dr.is_array_v(x) and dr.depth_v(x) == 1:
+            return dr.itemsize_v(x)
+        if dr.is_array_v(x):
+            return sum(size(x[i]) for i in range(len(x)))
+        return sum(size(getattr(x, k)) for k in type(x).DRJIT_STRUCT)
+
+    return size(dr.zeros(mi.SilhouetteSample3f, 1)) + size(mi.Color3f(0))
+
+
 def measure(name: str, blocks: int, block: int, train_steps: int,
             overrides: list[str]) -> dict:
     from step_breakdown import build
@@ -61,14 +80,15 @@ def measure(name: str, blocks: int, block: int, train_steps: int,
         optimizer.zero_grad(set_to_none=True)
     vertices = module.vertices().detach()
     generator = torch.Generator().manual_seed(0)
-    settings = {"before": (None, None, False),
-                "shipped": (renderer.silhouette_spp, renderer.shading_spp, True)}
+    settings = {"before": (None, None, False, False),
+                "shipped": (renderer.silhouette_spp, renderer.shading_spp, True, True)}
     times: dict[str, list[float]] = {k: [] for k in settings}
     step = 0
     for _ in range(blocks):
-        for key, (silhouette_spp, shading_spp, reuse) in settings.items():
+        for key, (silhouette_spp, shading_spp, reuse, store) in settings.items():
             renderer.silhouette_spp, renderer.shading_spp = silhouette_spp, shading_spp
             renderer.reuse_forward_state = reuse
+            renderer.store_silhouette_samples = store
             for _ in range(block):
                 v = vertices.clone().requires_grad_(True)
                 images = renderer(v, faces, views, seed=step)
@@ -83,6 +103,8 @@ def measure(name: str, blocks: int, block: int, train_steps: int,
             "spp": renderer.spp,
             "vertices": int(vertices.shape[0]), "views_per_step": len(views),
             "before_ms": round(1000 * before, 1), "shipped_ms": round(1000 * shipped, 1),
+            "stored_mb": round(silhouette_sample_bytes() * len(views) * renderer.image_size ** 2
+                               * (settings["shipped"][0] or renderer.spp) / 2**20, 2),
             "ratio": round(shipped / before, 3)}
 
 
@@ -103,7 +125,8 @@ def main() -> int:
         print(f"{name}: render backward {r['before_ms']} -> {r['shipped_ms']} ms "
               f"(x{r['ratio']}; silhouette_spp {r['silhouette_spp']}, shading_spp "
               f"{r['shading_spp']} of spp {r['spp']}, "
-              f"{r['vertices']} vertices, {r['views_per_step']} view(s))", flush=True)
+              f"{r['vertices']} vertices, {r['views_per_step']} view(s); silhouette samples "
+              f"stored: {r['stored_mb']} MB)", flush=True)
     record = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     record["render_backward"] = {**record.get("render_backward", {}),  # others kept
                                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, "

@@ -68,15 +68,11 @@ NETWORK = ("network", "network backward")
 def build(name: str, overrides: list[str] | None = None):
     """(module, one training batch) of ``configs/<name>.yaml`` with ``overrides`` (default:
     :data:`CONFIGS`' offline overrides of that config)."""
-    from lit3d.cli import main
+    from lit3d.cli import build as build_cli
 
-    argv, sys.argv = sys.argv, sys.argv[:1]  # the CLI must not see this script's arguments
-    try:
-        config = ROOT / "configs" / f"{BASE_CONFIG.get(name, name)}.yaml"
-        extra = CONFIGS[name] if overrides is None else overrides
-        cli = main(["--config", str(config), "--trainer.logger", "false", *extra], run=False)
-    finally:
-        sys.argv = argv
+    config = ROOT / "configs" / f"{BASE_CONFIG.get(name, name)}.yaml"
+    extra = CONFIGS[name] if overrides is None else overrides
+    cli = build_cli(["--config", str(config), "--trainer.logger", "false", *extra])
     datamodule = cli.datamodule
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))

@@ -264,6 +264,10 @@ class Lit3DCLI(LightningCLI):
         apply_callback_overrides(config.trainer, Lit3DCLI.callback_overrides)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> pl.Trainer:
+        if config.get("enable_checkpointing") is False and config.get("callbacks"):
+            # The config's checkpoint callbacks go with checkpointing (Lightning refuses both).
+            config["callbacks"] = [c for c in config["callbacks"]
+                                   if not isinstance(c, ModelCheckpoint)]
         present = {type(c) for c in [*(config.get("callbacks") or []), *callbacks]}
         defaults = [FitArtifacts, SkipNonFinite, LogMedia]
         if self.subcommand == "fit" and config.get("enable_checkpointing") is not False:

@@ -195,11 +195,30 @@ def test_consecutive_non_finite_steps_stop_the_run_with_exit_3_and_the_mesh_save
 
 
 def test_fit_without_checkpointing_writes_no_checkpoint(tmp_path, capsys):
-    """``--trainer.enable_checkpointing false`` with the config's checkpoint callback removed:
-    lit3d adds no ``last.ckpt`` callback of its own (Lightning refuses one then)."""
+    """``--trainer.enable_checkpointing false``: the config's checkpoint callback is dropped
+    (its other callbacks kept) and lit3d adds no ``last.ckpt`` callback of its own (Lightning
+    refuses checkpoint callbacks then)."""
     status, err = run_cli(["--config", MEI, *TINY_MEI, "--trainer.enable_checkpointing", "false",
-                           "--trainer.callbacks", "[]",
                            "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
     assert status == 0, err
     run = tmp_path / "mei3d_simple_cell" / "version_0"
     assert (run / "metrics.json").is_file() and not list(run.rglob("*.ckpt"))
+
+
+def test_disabling_checkpointing_keeps_the_configs_other_callbacks():
+    """MRD's config lists remeshing, LR decay, early stopping and a checkpoint callback: with
+    checkpointing off only the checkpoint callback goes."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from callbacks import DecayLROnRemesh, EarlyStoppingRestoreBest, Remesh
+    from lit3d.cli import build
+
+    def kinds(extra):
+        cli = build(["--config", str(ROOT / "configs/mrd_demo.yaml"), "--trainer.logger", "false",
+                     "--model.init_args.model.init_args.weights", "null", *extra])
+        return {type(c) for c in cli.trainer.callbacks}
+
+    method = {Remesh, DecayLROnRemesh, EarlyStoppingRestoreBest}
+    assert method | {ModelCheckpoint} <= kinds([])
+    off = kinds(["--trainer.enable_checkpointing", "false"])
+    assert method <= off and not any(issubclass(k, ModelCheckpoint) for k in off)

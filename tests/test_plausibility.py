@@ -10,6 +10,7 @@ import trimesh
 from lit3d.data.views import overhead_views
 from lit3d.geometry.feasibility import Admissible, forget_undone, keep_admissible
 from lit3d.geometry.intersections import (
+    SelfIntersections,
     _pairs_intersect,
     candidate_pairs,
     self_intersecting_faces,
@@ -106,6 +107,37 @@ def test_candidate_pairs_are_the_overlapping_boxes():
     # and the narrow phase over them agrees with testing every pair
     hits = {tuple(p) for p in self_intersecting_pairs(vertices, faces).tolist()}
     assert hits == brute_force_pairs(vertices, faces) and hits
+
+
+def test_kept_broad_phase_gives_the_same_answers_over_a_sequence_of_steps():
+    """SelfIntersections over small steps of a sheet folding through itself (and back), with
+    jumps larger than its margin in between: every answer equals the uncached test, the broad
+    phase runs again only after a vertex moved half the margin."""
+    start, faces = folded_sheet(depth=-0.3)  # clear
+    end, _ = folded_sheet(depth=0.6)  # through itself
+    test = SelfIntersections(faces)
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for t in [*torch.linspace(0, 1, 40), *torch.linspace(1, 0, 13)]:
+        vertices = (1 - t) * start + t * end
+        vertices = vertices + 1e-3 * torch.randn(vertices.shape, generator=generator)
+        expected = self_intersecting_pairs(vertices, faces)
+        assert torch.equal(test.pairs(vertices), expected)
+        assert torch.equal(test.involved(vertices), self_intersecting_faces(vertices, faces))
+        seen.add(expected.shape[0] > 0)
+    assert seen == {True, False}  # both states were met
+    builds = test.builds
+    assert 1 < builds < 53  # rebuilt on the way, not every step
+    # below half the margin the pairs are reused; at half the margin they are found again
+    vertices = end.clone()
+    test.pairs(vertices)
+    builds = test.builds
+    vertices[0, 0] += 0.49 * test._margin
+    test.pairs(vertices)
+    assert test.builds == builds
+    vertices[0, 0] += 0.02 * test._margin
+    test.pairs(vertices)
+    assert test.builds == builds + 1
 
 
 def test_touching_is_not_intersecting():

@@ -49,6 +49,29 @@ def test_wrong_checksum_is_refused_and_not_cached(checkpoint, tmp_path):
         fetch_weights(path, sha256="deadbeef")
 
 
+def test_a_verified_file_is_hashed_once_per_process_until_it_changes(checkpoint, monkeypatch):
+    """Two uses of one unchanged file read it once; a file changed since (size or modification
+    time) is read again and its new content refused."""
+    import os
+
+    from lit3d.models import weights
+
+    _, path, digest = checkpoint
+    reads = []
+    original = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda p: reads.append(p) or original(p))
+    assert fetch_weights(path, sha256=digest) == path
+    assert fetch_weights(path, sha256=digest) == path
+    assert len(reads) == 1
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # same size, new content
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        fetch_weights(path, sha256=digest)
+    assert len(reads) == 2
+
+
 def test_unreachable_url_and_missing_file_name_the_remedy(tmp_path):
     with pytest.raises(WeightsError, match="pass its local path as `weights:`"):
         fetch_weights("http://127.0.0.1:9/resnet.pth", cache=tmp_path, progress=False)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from lit3d.geometry.intersections import self_intersecting_faces
+from lit3d.geometry.intersections import SelfIntersections
 from lit3d.geometry.regularizers import face_areas
 
 
@@ -47,6 +47,7 @@ class Admissible:
         self.intersections = intersections
         self.rest_area = float(face_areas(rest_vertices.detach().double().cpu(), self.faces).sum())
         self.max_area_ratio = max_area_ratio
+        self._intersections = SelfIntersections(self.faces)  # keeps its broad phase between steps
         self._tolerated = torch.zeros(self.faces.shape[0], dtype=torch.bool)
         self._allowed_area = float("inf")
 
@@ -54,7 +55,7 @@ class Admissible:
         """Sets the tolerances from ``vertices`` (the mesh the run starts or resumes from)."""
         v = vertices.detach().double().cpu()
         if self.intersections:
-            self._tolerated = self_intersecting_faces(v, self.faces)
+            self._tolerated = self._intersections.involved(v)
         if self.max_area_ratio is not None:
             area = float(face_areas(v, self.faces).sum())
             self._allowed_area = max(self.max_area_ratio * self.rest_area, area)
@@ -72,7 +73,7 @@ class Admissible:
                 and float(face_areas(v, self.faces).sum()) > self._allowed_area):
             return everything
         if self.intersections:
-            bad = self_intersecting_faces(v, self.faces)
+            bad = self._intersections.involved(v)
             new = bad & ~self._tolerated
             if bool(new.any()):
                 vertices_bad = torch.zeros(self.num_vertices, dtype=torch.bool)

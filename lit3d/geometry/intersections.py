@@ -7,6 +7,11 @@ of orientation determinants (evaluated in float64). Pairs that share a vertex in
 edge opposite the shared vertex of one crosses the other; pairs sharing an edge only touch.
 Touching (a determinant exactly 0, e.g. an edge grazing another edge) is not counted as an
 intersection, so degenerate contacts of exactly symmetric meshes are not reported.
+
+:class:`SelfIntersections` answers the same question for a sequence of nearby states of one
+mesh (an optimizer's steps): it keeps the broad phase's pairs, found with boxes grown by a margin,
+until some vertex has moved half that margin, and the pairs' topology (shared vertices), so most
+calls run the narrow phase alone (``bench/guard.py``).
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ def _cells(lo: Tensor, hi: Tensor, size: float) -> tuple[Tensor, Tensor]:
     return owner, key
 
 
-def candidate_pairs(vertices: Tensor, faces: Tensor) -> Tensor:
-    """Face pairs ``(i, j)``, ``i < j``, whose axis-aligned bounding boxes overlap, (P, 2) long.
+def candidate_pairs(vertices: Tensor, faces: Tensor, margin: float = 0.0) -> Tensor:
+    """Face pairs ``(i, j)``, ``i < j``, whose axis-aligned bounding boxes overlap (or come
+    within ``margin`` of each other on every axis), (P, 2) long.
 
     Broad phase: each face is entered in the cells of a uniform grid (cell size: the median
     face box size) that its box overlaps; faces sharing a cell are paired, then kept if their
@@ -47,9 +53,10 @@ def candidate_pairs(vertices: Tensor, faces: Tensor) -> Tensor:
     Args:
         vertices: (V, 3) positions.
         faces: (F, 3) vertex indices.
+        margin: gap (world units) up to which boxes count as overlapping.
     """
     corners = vertices.detach().double().cpu()[faces.cpu()]  # (F, 3, 3)
-    lo, hi = corners.min(1).values, corners.max(1).values
+    lo, hi = corners.min(1).values - margin / 2, corners.max(1).values + margin / 2
     size = float((hi - lo).max(-1).values.median())
     if not size > 0:
         size = float((hi - lo).max()) or 1.0
@@ -95,24 +102,44 @@ def segments_cross_triangles(p: Tensor, q: Tensor, a: Tensor, b: Tensor, c: Tens
     return (sp * sq < 0) & same
 
 
-def _separated(tri: Tensor, other: Tensor, shared: Tensor) -> Tensor:
-    """(P,) bool: the vertices of ``other`` not shared with ``tri`` lie strictly on one side of
-    ``tri``'s plane (then the two cannot cross)."""
-    normal = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
-    side = ((other - tri[:, :1]) * normal.unsqueeze(1)).sum(-1)  # (P, 3)
+def face_normals(corners: Tensor) -> Tensor:
+    """(..., 3) unnormalized normals ``(b - a) × (c - a)`` of (..., 3, 3) triangle corners."""
+    return torch.linalg.cross(corners[..., 1, :] - corners[..., 0, :],
+                              corners[..., 2, :] - corners[..., 0, :], dim=-1)
+
+
+def _separated(corner: Tensor, normal: Tensor, other: Tensor, shared: Tensor) -> Tensor:
+    """(P,) bool: the vertices of ``other`` (P, 3, 3) not ``shared`` (P, 3) with a triangle lie
+    strictly on one side of its plane, given by a ``corner`` (P, 3) and its ``normal`` (P, 3)
+    (then the two cannot cross)."""
+    side = torch.einsum("pkc,pc->pk", other - corner.unsqueeze(1), normal)  # (P, 3)
     return ((side > 0) | shared).all(1) | ((side < 0) | shared).all(1)
 
 
-def _pairs_intersect(corners: Tensor, faces: Tensor, pairs: Tensor) -> Tensor:
-    """(P,) bool: do the faces of each pair intersect (see the module docstring)."""
+def shared_vertices(faces: Tensor, pairs: Tensor) -> tuple[Tensor, Tensor]:
+    """Which corners of each pair's faces the other face has too: ``(shared_i, shared_j)``,
+    each (P, 3) bool (``shared_i[p, k]``: vertex k of face ``pairs[p, 0]`` is in the other)."""
     fi, fj = faces[pairs[:, 0]], faces[pairs[:, 1]]  # (P, 3)
-    shared_i = (fi.unsqueeze(2) == fj.unsqueeze(1)).any(2)  # (P, 3): vertex k of i is in j
-    shared_j = (fj.unsqueeze(2) == fi.unsqueeze(1)).any(2)
+    return (fi.unsqueeze(2) == fj.unsqueeze(1)).any(2), (fj.unsqueeze(2) == fi.unsqueeze(1)).any(2)
+
+
+def _pairs_intersect(corners: Tensor, faces: Tensor, pairs: Tensor,
+                     shared: tuple[Tensor, Tensor] | None = None,
+                     normals: Tensor | None = None) -> Tensor:
+    """(P,) bool: do the faces of each pair intersect (see the module docstring); ``shared``:
+    the pairs' :func:`shared_vertices`, ``normals``: the faces' (F, 3) :func:`face_normals`,
+    if known (the same values either way)."""
+    shared_i, shared_j = shared_vertices(faces, pairs) if shared is None else shared
     hit = torch.zeros(pairs.shape[0], dtype=torch.bool)
     # Pairs sharing an edge only touch; pairs with one triangle on one side of the other's
     # plane cannot cross (the cheap early-out that removes most candidates).
     ti, tj = corners[pairs[:, 0]], corners[pairs[:, 1]]  # (P, 3, 3)
-    open_ = (shared_i.sum(1) < 2) & ~_separated(ti, tj, shared_j) & ~_separated(tj, ti, shared_i)
+    if normals is None:
+        ni, nj = face_normals(ti), face_normals(tj)
+    else:
+        ni, nj = normals[pairs[:, 0]], normals[pairs[:, 1]]
+    open_ = ((shared_i.sum(1) < 2) & ~_separated(ti[:, 0], ni, tj, shared_j)
+             & ~_separated(tj[:, 0], nj, ti, shared_i))
     index = open_.nonzero().squeeze(1)
     ti, tj, shared_i, shared_j = ti[index], tj[index], shared_i[index], shared_j[index]
     # Edge k of a triangle runs from vertex k to vertex k+1; it is tested unless one of its
@@ -142,6 +169,78 @@ def self_intersecting_pairs(vertices: Tensor, faces: Tensor) -> Tensor:
     hits = [pairs[k:k + PAIR_BLOCK][_pairs_intersect(corners, faces, pairs[k:k + PAIR_BLOCK])]
             for k in range(0, pairs.shape[0], PAIR_BLOCK)]
     return torch.cat(hits) if hits else pairs
+
+
+class SelfIntersections:
+    """:func:`self_intersecting_pairs` / :func:`self_intersecting_faces` of one mesh topology
+    over a sequence of nearby vertex states, with the broad phase's work kept between calls.
+
+    The candidate pairs are found with boxes grown by ``margin`` (``margin_factor`` × the median
+    face box size at the time) and kept, with their shared vertices and without the pairs that
+    share an edge (they only touch), until a vertex has moved ``margin / 2`` or more along some
+    axis from where they were found: until then a pair left out still has a gap between its
+    boxes (each box edge moved less than ``margin / 2``), so the answers are exactly those of
+    the functions above (tested).
+
+    Args:
+        faces: (F, 3) vertex indices (the topology is fixed).
+        margin_factor: margin in median face box sizes.
+    """
+
+    def __init__(self, faces: Tensor, margin_factor: float = 0.5):
+        self.faces = faces.detach().cpu().long()
+        self.margin_factor = float(margin_factor)
+        self.builds = 0  #: how many times the broad phase ran
+        self._anchor: Tensor | None = None
+        self._margin = 0.0
+
+    def _build(self, vertices: Tensor) -> None:
+        corners = vertices[self.faces]
+        size = float((corners.max(1).values - corners.min(1).values).max(-1).values.median())
+        self._margin = self.margin_factor * size
+        pairs = candidate_pairs(vertices, self.faces, margin=self._margin)
+        shared_i, shared_j = shared_vertices(self.faces, pairs)
+        keep = shared_i.sum(1) < 2
+        self._pairs, self._shared = pairs[keep], (shared_i[keep], shared_j[keep])
+        disjoint = ~self._shared[0].any(1)  # no shared vertex: their boxes may come apart
+        self._disjoint, self._disjoint_pairs = disjoint.nonzero().squeeze(1), self._pairs[disjoint]
+        self._anchor = vertices.clone()
+        self.builds += 1
+
+    def pairs(self, vertices: Tensor) -> Tensor:
+        """Pairs of faces ``(i, j)``, ``i < j``, that pass through each other, (P, 2) long
+        (CPU), in the order :func:`self_intersecting_pairs` gives them.
+
+        Args:
+            vertices: (V, 3) positions (tested in float64 on the CPU).
+        """
+        v = vertices.detach().double().cpu()
+        if (self._anchor is None or not self._margin > 0
+                or not float((v - self._anchor).abs().max()) < self._margin / 2):
+            self._build(v)
+        corners = v[self.faces]
+        pairs, (shared_i, shared_j) = self._pairs, self._shared
+        # Pairs without a shared vertex whose boxes do not overlap now cannot intersect.
+        lo, hi = corners.min(1).values, corners.max(1).values
+        i, j = self._disjoint_pairs[:, 0], self._disjoint_pairs[:, 1]
+        apart = self._disjoint[~((lo[i] <= hi[j]) & (lo[j] <= hi[i])).all(-1)]
+        if apart.numel():
+            keep = torch.ones(pairs.shape[0], dtype=torch.bool)
+            keep[apart] = False
+            pairs, shared_i, shared_j = pairs[keep], shared_i[keep], shared_j[keep]
+        normals = face_normals(corners)
+        hits = []
+        for k in range(0, pairs.shape[0], PAIR_BLOCK):
+            block = slice(k, k + PAIR_BLOCK)
+            hits.append(pairs[block][_pairs_intersect(
+                corners, self.faces, pairs[block], (shared_i[block], shared_j[block]), normals)])
+        return torch.cat(hits) if hits else pairs
+
+    def involved(self, vertices: Tensor) -> Tensor:
+        """(F,) bool: faces involved in at least one self-intersection."""
+        involved = torch.zeros(self.faces.shape[0], dtype=torch.bool)
+        involved[self.pairs(vertices).flatten()] = True
+        return involved
 
 
 def self_intersecting_faces(vertices: Tensor, faces: Tensor) -> Tensor:

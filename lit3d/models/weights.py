@@ -48,10 +48,20 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+#: Files verified in this process: (resolved path, size, modification time in ns, digest).
+_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
 def verify_sha256(path: Path, sha256: str | None) -> None:
     """Raises :class:`WeightsError` unless the file's SHA-256 starts with ``sha256`` (a full
-    digest or a prefix, such as torchvision's 8-character file-name prefixes); ``None`` skips."""
+    digest or a prefix, such as torchvision's 8-character file-name prefixes); ``None`` skips.
+    A file verified before in this process, unchanged since (same size and modification
+    time), is not read again (a scene's mesh and map from one 194 MB archive: one hash)."""
     if not sha256:
+        return
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, sha256.lower())
+    if key in _VERIFIED:
         return
     actual = sha256_of(path)
     if not actual.startswith(sha256.lower()):
@@ -59,6 +69,7 @@ def verify_sha256(path: Path, sha256: str | None) -> None:
             f"checksum mismatch for {path}: expected sha256 {sha256}..., got {actual}. The file "
             "is corrupt or not the file the config means; delete it and fetch it again."
         )
+    _VERIFIED.add(key)
 
 
 def fetch_weights(source: str | os.PathLike, sha256: str | None = None,

@@ -15,6 +15,7 @@ silhouette gradients.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -103,6 +104,10 @@ class MitsubaRenderer(Renderer):
         #: Let a backward pass reuse the scene state its forward pass left (see _ViewRender);
         #: False sets it again every time (same images and gradients, measured by the tests).
         self.reuse_forward_state = True
+        #: Projective integrators: evaluate the primary-silhouette samples once per backward
+        #: pass (see :func:`store_silhouette_samples`); False leaves Mitsuba's schedule (same
+        #: gradients, measured by the tests). Read by every backward pass.
+        self.store_silhouette_samples = True
 
     def __getstate__(self) -> dict:
         """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
@@ -248,6 +253,41 @@ class MitsubaRenderer(Renderer):
         return torch.stack(images).to(vertices.device)
 
 
+@functools.cache
+def _stored_silhouettes_class() -> type:
+    from mitsuba.ad.projective import ProjectiveDetail
+
+    class StoredSilhouetteSamples(ProjectiveDetail):
+        def eval_primary_silhouette_radiance_difference(self, scene, sampler, ss, sensor,
+                                                        active=True):
+            import drjit as dr
+
+            radiance, wavelengths = super().eval_primary_silhouette_radiance_difference(
+                scene, sampler, ss, sensor, active)
+            dr.eval(ss, radiance, wavelengths)
+            return radiance, wavelengths
+
+    return StoredSilhouetteSamples
+
+
+def store_silhouette_samples(integrator, store: bool = True) -> None:
+    """Makes a projective integrator (``direct_projective``, ``prb_projective``) store its
+    primary-silhouette samples (the points, their radiance differences) when it draws them
+    (``store``), or go back to Mitsuba's own schedule.
+
+    Left to Dr.Jit's lazy evaluation, the samples are computed twice per backward pass: once in
+    the kernel that splats the silhouette term into its image and again in the adjoint kernel
+    (each a ray test plus two shading evaluations per sample). Stored, both kernels read them.
+    Same samples and gradients up to float rounding (tests). The cost is memory while the
+    backward pass runs: 109 bytes a sample (4 MB at 96² × 4 spp; ``bench/render_backward.py``
+    prints it per config with the time saved)."""
+    from mitsuba.ad.projective import ProjectiveDetail
+
+    kind = _stored_silhouettes_class() if store else ProjectiveDetail
+    if type(integrator.proj_detail) is not kind:
+        integrator.proj_detail = kind(integrator)
+
+
 class _Kernels:
     """The two Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
     ``freeze``: the primal image, and the adjoint pass that turns an image gradient into
@@ -351,6 +391,9 @@ class _ViewRender(torch.autograd.Function):
             tracked = {name: renderer._set_buffer(mi, dr, key, values, grad=grad)
                        for name, (key, values, grad) in inputs.items() if values is not None}
         renderer._state = ctx.state = ctx.arrays = None
+        if "projective" in renderer.integrator:
+            store_silhouette_samples(renderer._scene.integrator(),
+                                     renderer.store_silhouette_samples)
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
         grad_image = to_drjit(dr, mi, grad)
         renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp,
