@@ -227,6 +227,55 @@ def test_chunked_rbf_equals_the_dense_field_and_its_gradients(batch, kept):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
+def test_rbf_module_reuses_its_last_field_only_while_the_parameters_are_unchanged(monkeypatch):
+    """A no-grad evaluation (the step guard's) followed by a differentiable one at the same
+    parameters computes the field once, with the same values and gradients as computing it
+    again; every in-place change (an optimizer step, a load, a partial undo) is seen."""
+    from lit3d.geometry import rbf
+    from lit3d.geometry.primitives import Sheet
+
+    computed = []
+    original = rbf._Blocks.__init__
+    monkeypatch.setattr(rbf._Blocks, "__init__",
+                        lambda self, *a, **k: computed.append(1) or original(self, *a, **k))
+    sheet = Sheet(8, 2.0).build()
+    module = rbf.RBFDeformation(sheet.vertices, sigma=0.3, offset_std=0.05,
+                                generator=torch.Generator().manual_seed(0))
+    fresh = rbf.RBFDeformation(sheet.vertices, sigma=0.3)
+    weights = torch.randn(sheet.vertices.shape, generator=torch.Generator().manual_seed(1))
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.01)
+
+    def reference():  # the field of fresh parameters equal to the module's
+        fresh.load_state_dict(module.state_dict())
+        out = fresh()
+        (out * weights).sum().backward()
+        grads = [fresh.offsets.grad.clone(), fresh.log_sigma.grad.clone()]
+        fresh.zero_grad()
+        return out.detach(), grads
+
+    for step in range(4):
+        with torch.no_grad():
+            guarded = module()  # the guard's evaluation
+        computed.clear()
+        out = module()
+        (out * weights).sum().backward()
+        assert len(computed) == 1  # the backward pass only: the forward reused the field
+        expected, grads = reference()
+        torch.testing.assert_close(out.detach(), expected, rtol=0, atol=0)
+        torch.testing.assert_close(guarded, expected, rtol=0, atol=0)
+        for got, want in zip([module.offsets.grad, module.log_sigma.grad], grads):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+        optimizer.step()
+        optimizer.zero_grad()
+        if step == 2:  # a partial undo, as the step guard does
+            with torch.no_grad():
+                module.offsets[:5] = 0.0
+    with torch.no_grad():
+        module.log_sigma.add_(0.1)
+    expected, _ = reference()
+    torch.testing.assert_close(module().detach(), expected, rtol=0, atol=0)
+
+
 def test_chunked_rbf_gradcheck_and_the_module_chunks_large_meshes(monkeypatch):
     from lit3d.geometry import rbf
     from lit3d.geometry.primitives import Sheet

@@ -120,9 +120,11 @@ class _ChunkedRBF(torch.autograd.Function):
     in two reused (..., rows, K) buffers."""
 
     @staticmethod
-    def forward(ctx, points, centers, offsets, sigmas, rows, distances):
+    def forward(ctx, points, centers, offsets, sigmas, rows, distances, known):
         ctx.rows, ctx.distances = rows, distances
         ctx.save_for_backward(points, centers, offsets, sigmas)
+        if known is not None:  # the caller evaluated these inputs before
+            return known.clone()
         blocks = _Blocks(points, centers, sigmas, rows, distances)
         out = offsets.new_empty((*offsets.shape[:-2], points.shape[0], 3))
         for i in range(0, points.shape[0], rows):
@@ -149,11 +151,12 @@ class _ChunkedRBF(torch.autograd.Function):
         if need_sigmas:
             d_sigmas = (moments.transpose(-1, -2) * offsets).sum(-1) / sigmas.pow(3)
         return (None, None, d_offsets.transpose(-1, -2) if need_offsets else None, d_sigmas,
-                None, None)
+                None, None, None)
 
 
 def rbf_displacement_chunked(points: Tensor, centers: Tensor, offsets: Tensor, sigmas: Tensor,
-                             rows: int | None = None, distances: Tensor | None = None) -> Tensor:
+                             rows: int | None = None, distances: Tensor | None = None,
+                             known: Tensor | None = None) -> Tensor:
     """:func:`rbf_displacement` evaluated ``rows`` points at a time and recomputed block by
     block in the backward pass, so the (V, K) kernel never exists at once.
 
@@ -165,7 +168,9 @@ def rbf_displacement_chunked(points: Tensor, centers: Tensor, offsets: Tensor, s
     (..., rows, K) buffers (``rows`` defaults to :func:`chunk_rows`: 8 MB blocks); time: the
     kernel is evaluated again in the backward pass, and in place it beats the dense version
     (``bench/rbf_memory.py``). Equal to the dense field within float rounding: every kernel is
-    evaluated (exponents floored at :data:`EXP_FLOOR`, no truncation).
+    evaluated (exponents floored at :data:`EXP_FLOOR`, no truncation). ``known``: the field's
+    value at exactly these inputs, if the caller has it: returned (a copy) without evaluating
+    the field again; the backward pass is the same.
     """
     batch = int(offsets[..., 0, 0].numel())
     rows = min(rows or chunk_rows(points.shape[0], centers.shape[0], batch), points.shape[0])
@@ -173,7 +178,8 @@ def rbf_displacement_chunked(points: Tensor, centers: Tensor, offsets: Tensor, s
         raise ValueError(f"distances must be (V, K) = {(points.shape[0], centers.shape[0])}, "
                          f"got {tuple(distances.shape)}")
     return _ChunkedRBF.apply(points.detach(), centers.detach(), offsets, sigmas, int(rows),
-                             None if distances is None else distances.detach())
+                             None if distances is None else distances.detach(),
+                             None if known is None else known.detach())
 
 
 class RBFDeformation(nn.Module):
@@ -226,12 +232,25 @@ class RBFDeformation(nn.Module):
             self._distances = cached
         return cached
 
+    def _state_key(self) -> tuple:
+        """Identifies the parameters' current values: the tensors, their storages and version
+        counters (every in-place change, an optimizer step or a load, bumps the counter)."""
+        return tuple((id(t), t.data_ptr(), t._version)
+                     for t in (self.offsets, self.log_sigma, self.rest_vertices))
+
     def displacement(self) -> Tensor:
         """(..., V, 3) displacement of every rest vertex, in 8 MB blocks recomputed in the
         backward pass (:func:`rbf_displacement_chunked`): memory grows with V, not V² (beyond
-        the kept distances of meshes up to 4096 vertices)."""
-        return rbf_displacement_chunked(self.rest_vertices, self.rest_vertices, self.offsets,
-                                        self.sigma, distances=self.distances())
+        the kept distances of meshes up to 4096 vertices). The last value is kept with the
+        parameters' state it was computed at and reused while that state is unchanged (the step
+        guard evaluates the field after a step, the next training step needs it again)."""
+        key = self._state_key()
+        last = getattr(self, "_last_field", None)
+        known = last[1] if last is not None and last[0] == key else None
+        field = rbf_displacement_chunked(self.rest_vertices, self.rest_vertices, self.offsets,
+                                         self.sigma, distances=self.distances(), known=known)
+        self._last_field = (key, field.detach())
+        return field
 
     def forward(self) -> Tensor:
         """(..., V, 3) deformed vertices."""
