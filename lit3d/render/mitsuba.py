@@ -10,7 +10,8 @@ records once and replays (``_Kernels``); vertices and images cross by DLPack.
 
 The default integrator ``direct_projective`` with ``sppi=0`` differentiates silhouettes (projective
 sampling of primary-visibility discontinuities) as well as shading; ``prb`` is faster but has no
-silhouette gradients.
+silhouette gradients. Projective integrators keep their primary-silhouette samples once drawn
+(:func:`store_silhouette_samples`) instead of computing them twice per backward pass.
 """
 
 from __future__ import annotations
