@@ -429,3 +429,21 @@ def test_stored_silhouette_samples_give_the_same_images_and_gradients(sphere, en
     no_silhouette = make(True, integrator_options={"sppp": 0})
     _, grad_n = step(no_silhouette, 3)
     assert float((grad_n - grad_s).abs().max()) > 0.05 * float(grad_s.abs().max())
+
+
+def test_the_garbage_collector_is_paused_while_dr_jit_renders(sphere):
+    """Collecting Mitsuba objects inside a frozen render aborted a process: the cyclic collector
+    is off during the primal and adjoint calls and on again after them."""
+    import gc
+
+    renderer = MitsubaRenderer(image_size=16, spp=2)
+    v = sphere.vertices.clone().requires_grad_(True)
+    renderer(v, sphere.faces, overhead_views()[:1], seed=0)  # builds the scene and kernels
+    seen = []
+    kernels = renderer._kernels
+    primal, adjoint = kernels._primal, kernels._adjoint
+    kernels._primal = lambda *a: seen.append(("primal", gc.isenabled())) or primal(*a)
+    kernels._adjoint = lambda *a: seen.append(("adjoint", gc.isenabled())) or adjoint(*a)
+    assert gc.isenabled()
+    renderer(v, sphere.faces, overhead_views()[:1], seed=1).sum().backward()
+    assert seen == [("primal", False), ("adjoint", False)] and gc.isenabled()

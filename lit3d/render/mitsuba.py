@@ -16,7 +16,9 @@ silhouette gradients. Projective integrators keep their primary-silhouette sampl
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 from typing import Any
 
 import torch
@@ -289,6 +291,22 @@ def store_silhouette_samples(integrator, store: bool = True) -> None:
         integrator.proj_detail = kind(integrator)
 
 
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector paused while Dr.Jit records or replays a render.
+    Mitsuba objects form reference cycles (a projective integrator and its helper refer to each
+    other), so dropped scenes wait for the collector; collected inside a frozen function, they
+    aborted the process (seen in CI: "Fatal Python error: Aborted" while garbage-collecting in
+    ``mi.render`` under ``dr.freeze``). They are collected after the render instead."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class _Kernels:
     """The two Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
     ``freeze``: the primal image, and the adjoint pass that turns an image gradient into
@@ -321,7 +339,8 @@ class _Kernels:
 
     def primal(self, scene, seed, spp: int):
         """(H, W, 3) image of ``scene``."""
-        return self._primal(scene, seed, spp, self.dr.thread_count())
+        with _collector_paused():
+            return self._primal(scene, seed, spp, self.dr.thread_count())
 
     def adjoint(self, scene, grad_image, seed, spp: int, shading_spp: int | None = None,
                 silhouette_spp: int | None = None) -> None:
@@ -329,7 +348,8 @@ class _Kernels:
         (``shading_spp``, ``silhouette_spp``: see :class:`MitsubaRenderer`)."""
         counts = None if shading_spp is None and silhouette_spp is None else (
             shading_spp, silhouette_spp)
-        self._adjoint(scene, grad_image, seed, spp, counts, self.dr.thread_count())
+        with _collector_paused():
+            self._adjoint(scene, grad_image, seed, spp, counts, self.dr.thread_count())
 
     @property
     def recordings(self) -> tuple[int, int]:
