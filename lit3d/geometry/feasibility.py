@@ -47,7 +47,7 @@ class Admissible:
         self.intersections = intersections
         self.rest_area = float(face_areas(rest_vertices.detach().double().cpu(), self.faces).sum())
         self.max_area_ratio = max_area_ratio
-        self._intersections = SelfIntersections(self.faces)  # keeps its broad phase between steps
+        self._self_intersections = SelfIntersections(self.faces)  # broad phase kept across steps
         self._tolerated = torch.zeros(self.faces.shape[0], dtype=torch.bool)
         self._allowed_area = float("inf")
 
@@ -55,7 +55,7 @@ class Admissible:
         """Sets the tolerances from ``vertices`` (the mesh the run starts or resumes from)."""
         v = vertices.detach().double().cpu()
         if self.intersections:
-            self._tolerated = self._intersections.involved(v)
+            self._tolerated = self._self_intersections.involved(v)
         if self.max_area_ratio is not None:
             area = float(face_areas(v, self.faces).sum())
             self._allowed_area = max(self.max_area_ratio * self.rest_area, area)
@@ -73,7 +73,7 @@ class Admissible:
                 and float(face_areas(v, self.faces).sum()) > self._allowed_area):
             return everything
         if self.intersections:
-            bad = self._intersections.involved(v)
+            bad = self._self_intersections.involved(v)
             new = bad & ~self._tolerated
             if bool(new.any()):
                 vertices_bad = torch.zeros(self.num_vertices, dtype=torch.bool)

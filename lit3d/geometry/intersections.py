@@ -165,9 +165,19 @@ def self_intersecting_pairs(vertices: Tensor, faces: Tensor) -> Tensor:
     """
     faces = faces.cpu().long()
     corners = vertices.detach().double().cpu()[faces]
-    pairs = candidate_pairs(vertices, faces)
-    hits = [pairs[k:k + PAIR_BLOCK][_pairs_intersect(corners, faces, pairs[k:k + PAIR_BLOCK])]
-            for k in range(0, pairs.shape[0], PAIR_BLOCK)]
+    return _intersecting(corners, faces, candidate_pairs(vertices, faces))
+
+
+def _intersecting(corners: Tensor, faces: Tensor, pairs: Tensor,
+                  shared: tuple[Tensor, Tensor] | None = None,
+                  normals: Tensor | None = None) -> Tensor:
+    """The ``pairs`` that intersect (:func:`_pairs_intersect`), tested :data:`PAIR_BLOCK` at a
+    time."""
+    hits = []
+    for k in range(0, pairs.shape[0], PAIR_BLOCK):
+        block = slice(k, k + PAIR_BLOCK)
+        known = None if shared is None else (shared[0][block], shared[1][block])
+        hits.append(pairs[block][_pairs_intersect(corners, faces, pairs[block], known, normals)])
     return torch.cat(hits) if hits else pairs
 
 
@@ -228,13 +238,8 @@ class SelfIntersections:
             keep = torch.ones(pairs.shape[0], dtype=torch.bool)
             keep[apart] = False
             pairs, shared_i, shared_j = pairs[keep], shared_i[keep], shared_j[keep]
-        normals = face_normals(corners)
-        hits = []
-        for k in range(0, pairs.shape[0], PAIR_BLOCK):
-            block = slice(k, k + PAIR_BLOCK)
-            hits.append(pairs[block][_pairs_intersect(
-                corners, self.faces, pairs[block], (shared_i[block], shared_j[block]), normals)])
-        return torch.cat(hits) if hits else pairs
+        return _intersecting(corners, self.faces, pairs, (shared_i, shared_j),
+                             face_normals(corners))
 
     def involved(self, vertices: Tensor) -> Tensor:
         """(F,) bool: faces involved in at least one self-intersection."""

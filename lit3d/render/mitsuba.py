@@ -295,8 +295,8 @@ def store_silhouette_samples(integrator, store: bool = True) -> None:
 def _collector_paused():
     """Python's cyclic garbage collector paused while Dr.Jit records or replays a render.
     Mitsuba objects form reference cycles (a projective integrator and its helper refer to each
-    other), so dropped scenes wait for the collector; collected inside a frozen function, they
-    aborted the process (seen in CI: "Fatal Python error: Aborted" while garbage-collecting in
+    other), so dropped scenes wait for the collector; collecting them inside a frozen function
+    aborts the process ("Fatal Python error: Aborted" while garbage-collecting in
     ``mi.render`` under ``dr.freeze``). They are collected after the render instead."""
     enabled = gc.isenabled()
     gc.disable()
