@@ -140,6 +140,43 @@ def test_kept_broad_phase_gives_the_same_answers_over_a_sequence_of_steps():
     assert test.builds == builds + 1
 
 
+def test_kept_answers_are_tested_again_only_where_vertices_changed():
+    """A guard that undoes part of a step changes part of the mesh: SelfIntersections tests
+    again only the pairs with a changed vertex, and its answers stay those of the uncached
+    test, whether the change makes an intersection, removes it, or makes none."""
+    clear, faces = folded_sheet(depth=-0.3)
+    through, _ = folded_sheet(depth=0.6)
+    test = SelfIntersections(faces)
+    test.pairs(clear)
+    builds, tested = test.builds, test.tested
+    assert torch.equal(test.pairs(clear), self_intersecting_pairs(clear, faces))
+    assert test.tested == tested  # nothing changed: nothing tested
+    # One vertex moved a little: only the pairs around it are tested.
+    moved = clear.clone()
+    moved[40, 2] += 1e-3
+    tested = test.tested
+    assert torch.equal(test.pairs(moved), self_intersecting_pairs(moved, faces))
+    assert 0 < test.tested - tested < 0.2 * test._pairs.shape[0]
+    # The folded end alone pushed through (the rest unchanged), and back.
+    far = through[:, 0] < through[:, 0].min() + 0.3
+    partial = moved.clone()
+    partial[far] = through[far]
+    for vertices in (partial, moved):
+        expected = self_intersecting_pairs(vertices, faces)
+        assert torch.equal(test.pairs(vertices), expected)
+    assert self_intersecting_pairs(partial, faces).shape[0] > 0
+    assert test.builds > builds  # the jump rebuilt the pairs on the way
+    # Kept answers that found intersections are returned with the new ones.
+    test = SelfIntersections(faces)
+    crossing = self_intersecting_pairs(through, faces)
+    assert torch.equal(test.pairs(through), crossing) and crossing.shape[0] > 0
+    nudged = through.clone()
+    nudged[0, 2] += 1e-3  # far from the crossing
+    builds, tested = test.builds, test.tested
+    assert torch.equal(test.pairs(nudged), self_intersecting_pairs(nudged, faces))
+    assert test.builds == builds and 0 < test.tested - tested < 0.2 * test._pairs.shape[0]
+
+
 def test_touching_is_not_intersecting():
     # Two triangles meeting at one vertex, and a triangle whose vertex touches another's face.
     vertices = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 1],

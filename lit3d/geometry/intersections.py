@@ -165,20 +165,21 @@ def self_intersecting_pairs(vertices: Tensor, faces: Tensor) -> Tensor:
     """
     faces = faces.cpu().long()
     corners = vertices.detach().double().cpu()[faces]
-    return _intersecting(corners, faces, candidate_pairs(vertices, faces))
+    pairs = candidate_pairs(vertices, faces)
+    return pairs[_intersects(corners, faces, pairs)]
 
 
-def _intersecting(corners: Tensor, faces: Tensor, pairs: Tensor,
-                  shared: tuple[Tensor, Tensor] | None = None,
-                  normals: Tensor | None = None) -> Tensor:
-    """The ``pairs`` that intersect (:func:`_pairs_intersect`), tested :data:`PAIR_BLOCK` at a
-    time."""
-    hits = []
+def _intersects(corners: Tensor, faces: Tensor, pairs: Tensor,
+                shared: tuple[Tensor, Tensor] | None = None,
+                normals: Tensor | None = None) -> Tensor:
+    """(P,) bool: whether each of ``pairs`` intersects (:func:`_pairs_intersect`), tested
+    :data:`PAIR_BLOCK` at a time."""
+    hits = [torch.zeros(0, dtype=torch.bool)]
     for k in range(0, pairs.shape[0], PAIR_BLOCK):
         block = slice(k, k + PAIR_BLOCK)
         known = None if shared is None else (shared[0][block], shared[1][block])
-        hits.append(pairs[block][_pairs_intersect(corners, faces, pairs[block], known, normals)])
-    return torch.cat(hits) if hits else pairs
+        hits.append(_pairs_intersect(corners, faces, pairs[block], known, normals))
+    return torch.cat(hits)
 
 
 class SelfIntersections:
@@ -189,8 +190,10 @@ class SelfIntersections:
     face box size at the time) and kept, with their shared vertices and without the pairs that
     share an edge (they only touch), until a vertex has moved ``margin / 2`` or more along some
     axis from where they were found: until then a pair left out still has a gap between its
-    boxes (each box edge moved less than ``margin / 2``), so the answers are exactly those of
-    the functions above (tested).
+    boxes (each box edge moved less than ``margin / 2``). Each kept pair's answer is kept too
+    and only the pairs with a vertex that changed since the last call are tested again (a step
+    guard that undoes part of a step changes part of the mesh). The answers are exactly those
+    of the functions above (tested).
 
     Args:
         faces: (F, 3) vertex indices (the topology is fixed).
@@ -201,6 +204,7 @@ class SelfIntersections:
         self.faces = faces.detach().cpu().long()
         self.margin_factor = float(margin_factor)
         self.builds = 0  #: how many times the broad phase ran
+        self.tested = 0  #: pairs given to the narrow phase, over all calls
         self._anchor: Tensor | None = None
         self._margin = 0.0
 
@@ -212,8 +216,9 @@ class SelfIntersections:
         shared_i, shared_j = shared_vertices(self.faces, pairs)
         keep = shared_i.sum(1) < 2
         self._pairs, self._shared = pairs[keep], (shared_i[keep], shared_j[keep])
-        disjoint = ~self._shared[0].any(1)  # no shared vertex: their boxes may come apart
-        self._disjoint, self._disjoint_pairs = disjoint.nonzero().squeeze(1), self._pairs[disjoint]
+        self._disjoint = ~self._shared[0].any(1)  # no shared vertex: boxes may come apart
+        self._corners = self.faces[self._pairs].flatten(1)  # (P, 6) the pairs' vertices
+        self._hit: Tensor | None = None  # (P,) bool answers at self._last
         self._anchor = vertices.clone()
         self.builds += 1
 
@@ -229,17 +234,24 @@ class SelfIntersections:
                 or not float((v - self._anchor).abs().max()) < self._margin / 2):
             self._build(v)
         corners = v[self.faces]
-        pairs, (shared_i, shared_j) = self._pairs, self._shared
+        # The pairs to test: all after a build, else those with a vertex that changed.
+        if self._hit is None:
+            hit = torch.zeros(self._pairs.shape[0], dtype=torch.bool)
+            index = torch.arange(self._pairs.shape[0])
+        else:
+            hit = self._hit.clone()
+            index = (v != self._last).any(1)[self._corners].any(1).nonzero().squeeze(1)
+            hit[index] = False
         # Pairs without a shared vertex whose boxes do not overlap now cannot intersect.
         lo, hi = corners.min(1).values, corners.max(1).values
-        i, j = self._disjoint_pairs[:, 0], self._disjoint_pairs[:, 1]
-        apart = self._disjoint[~((lo[i] <= hi[j]) & (lo[j] <= hi[i])).all(-1)]
-        if apart.numel():
-            keep = torch.ones(pairs.shape[0], dtype=torch.bool)
-            keep[apart] = False
-            pairs, shared_i, shared_j = pairs[keep], shared_i[keep], shared_j[keep]
-        return _intersecting(corners, self.faces, pairs, (shared_i, shared_j),
-                             face_normals(corners))
+        i, j = self._pairs[index, 0], self._pairs[index, 1]
+        index = index[~self._disjoint[index] | ((lo[i] <= hi[j]) & (lo[j] <= hi[i])).all(-1)]
+        self.tested += int(index.shape[0])
+        hit[index] = _intersects(corners, self.faces, self._pairs[index],
+                                 (self._shared[0][index], self._shared[1][index]),
+                                 face_normals(corners))
+        self._hit, self._last = hit, v.clone()
+        return self._pairs[hit]
 
     def involved(self, vertices: Tensor) -> Tensor:
         """(F,) bool: faces involved in at least one self-intersection."""
