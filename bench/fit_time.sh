@@ -4,7 +4,8 @@
 # NEW, ... RUNS times each (default 3). Prints each run's wall time and final normalized
 # response, then min/median/max per commit; the last line is
 #   fit_speedup=<OLD median / NEW median> target>=2
-# and the exit status is 1 when the target is missed. Each commit runs from its own git worktree
+# and the exit status is 1 when the target is missed; the runs go into bench/results.json under
+# fit_time. Each commit runs from its own git worktree
 # (removed afterwards) with the current interpreter ($PYTHON, default python).
 #
 #   bash bench/fit_time.sh OLD NEW [RUNS]
@@ -38,20 +39,29 @@ for i in $(seq 1 "$RUNS"); do
   for side in old new; do
     read -r seconds response < <(fit "$WORK/$side" "$WORK/runs_${side}_$i")
     echo "$side run $i: ${seconds} s, normalized_response=${response}"
-    echo "$seconds" >> "$WORK/$side.times"
+    echo "$seconds $response" >> "$WORK/$side.times"
   done
 done
 
-"$PYTHON" - "$WORK" "$OLD" "$NEW" <<'EOF'
-import statistics, sys
-work, old, new = sys.argv[1:]
-stats = {}
+"$PYTHON" - "$WORK" "$OLD" "$NEW" "$ROOT/bench/results.json" <<'EOF'
+import json, os, platform, statistics, sys
+work, old, new, results = sys.argv[1:]
+stats, record = {}, {"machine": f"{platform.machine()}, {os.cpu_count()} cores"}
 for side, rev in (("old", old), ("new", new)):
-    times = [float(line) for line in open(f"{work}/{side}.times")]
+    runs = [line.split() for line in open(f"{work}/{side}.times")]
+    times = [float(r[0]) for r in runs]
+    responses = [float(r[1]) for r in runs if len(r) > 1]
     stats[side] = statistics.median(times)
     print(f"{side} ({rev}): min {min(times):.1f} s, median {stats[side]:.1f} s, "
           f"max {max(times):.1f} s")
+    record[side] = {"commit": rev, "seconds": [round(t, 1) for t in times],
+                    "median_s": round(stats[side], 1), "normalized_responses": responses}
 speedup = stats["old"] / stats["new"]
+record.update(speedup=round(speedup, 2), target=2.0)
+data = json.load(open(results)) if os.path.exists(results) else {}
+data["fit_time"] = record
+with open(results, "w") as f:
+    f.write(json.dumps(data, indent=2) + "\n")
 print(f"fit_speedup={speedup:.2f} target>=2")
 sys.exit(0 if speedup >= 2 else 1)
 EOF
