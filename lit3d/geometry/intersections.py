@@ -10,8 +10,9 @@ intersection, so degenerate contacts of exactly symmetric meshes are not reporte
 
 :class:`SelfIntersections` answers the same question for a sequence of nearby states of one
 mesh (an optimizer's steps): it keeps the broad phase's pairs, found with boxes grown by a margin,
-until some vertex has moved half that margin, and the pairs' topology (shared vertices), so most
-calls run the narrow phase alone (``bench/guard.py``).
+until some vertex has moved half that margin, the pairs' topology (shared vertices) and each
+pair's answer, so most calls run the narrow phase alone, on the pairs with a vertex that changed
+since the call before (``bench/guard.py``).
 """
 
 from __future__ import annotations
