@@ -19,7 +19,7 @@ from lit3d.render.mitsuba import MitsubaRenderer
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 #: Two phases closer than this are "the same" (the fit itself is accurate to ~3°: 15° is five
-#: times that). The good seeds' phases bunch up (measured over seeds 0-5 in two sittings:
+#: times that). The good seeds' phases bunch up (measured over seeds 0-5 on two machines:
 #: 83-118° and 109-138°, widest gaps 35° and 28.5°), so a 30° threshold failed by chance.
 PHASE_DIFFERENCE_DEG = 15.0
 
@@ -109,8 +109,8 @@ def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     accuracy). The phase a run lands on is random and two seeds can land on nearly the same
     one, so seeds run two at a time, up to six, until two good runs of different phases exist
     (measured, seeds 0-3: 0.877, 0.878, 0.734, 0.876 at phases 118°, 83°, -70°, 116°; in
-    another sitting 0.880, 0.864, 0.671, 0.870 at 120°, 138°, -21°, 122°: the renderer's
-    threads make runs of one seed differ). All results are printed (``pytest -s``)."""
+    another machine 0.880, 0.864, 0.671, 0.870 at 120°, 138°, -21°, 122°: a seed's run repeats
+    exactly on one machine but not across machines). All results are printed (``pytest -s``)."""
     results = {}
     for pair in ((0, 1), (2, 3), (4, 5)):
         runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
