@@ -137,7 +137,9 @@ def main() -> int:
               f"{r['memory_after_warmup_mb']} -> {r['memory_end_mb']} MB "
               f"({r['memory_growth_mb']:+} MB)", flush=True)
     record = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    record["long_run"] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
+    # Runs not asked for this time keep their last results.
+    record["long_run"] = {**record.get("long_run", {}),
+                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
                                      f"threads {torch.get_num_threads()}", **results}
     RESULTS.write_text(json.dumps(record, indent=2) + "\n")
     ratio = max(r["step_ratio"] for r in results.values())
