@@ -14,7 +14,9 @@ configs with options switched off one by one, so the table shows what each part 
   the view), and the learning rates and steps that were tuned for it;
 - ``silhouette_spp_<n>`` (n = 1, 2, 4, 8), ``shading_spp_<n>`` (n = 2, 4, 8): the config with
   ``n`` samples per pixel for the primary-silhouette (or the shading) gradient term
-  (``MitsubaRenderer(silhouette_spp=n)``, ``shading_spp=n``).
+  (``MitsubaRenderer(silhouette_spp=n)``, ``shading_spp=n``);
+- ``epochs_<n>`` (n = 2 ... 12): the config trained for ``n`` epochs (the learning-rate schedule
+  spans the steps the run has).
 
 Usage: ``python scripts/mei3d_methods.py --configs mei3d_simple_cell --methods shipped
 regularizers_only --seeds 0 1 --out runs/methods`` (several hours for everything on a 2-core CPU).
@@ -70,18 +72,19 @@ METHODS: dict[str, dict[str, list[str]]] = {
             M + "lr", "0.002", "--trainer.max_epochs", "12"],
     },
 }
-#: Methods of every config: fewer samples for the primary-silhouette gradient than the shading's.
-SILHOUETTE = {
+#: Methods of every config: fewer gradient samples per pixel, or another number of epochs.
+COMMON = {
     **{f"silhouette_spp_{n}": [M + "renderer.init_args.silhouette_spp", str(n)]
        for n in (1, 2, 4, 8)},
-    **{f"shading_spp_{n}": [M + "renderer.init_args.shading_spp", str(n)] for n in (2, 4, 8)}}
+    **{f"shading_spp_{n}": [M + "renderer.init_args.shading_spp", str(n)] for n in (2, 4, 8)},
+    **{f"epochs_{n}": ["--trainer.max_epochs", str(n)] for n in range(2, 13)}}
 HEADLINE = {"mei3d_population": "mean_normalized_response"}
 
 
 def run(config: str, method: str, seed: int, out: Path) -> dict:
     """One fit; returns its final metrics (plus config, method, seed, wall time)."""
     name = f"{config}-{method}-seed{seed}"
-    overrides = [] if method == "shipped" else {**METHODS[config], **SILHOUETTE}[method]
+    overrides = [] if method == "shipped" else {**METHODS[config], **COMMON}[method]
     command = [sys.executable, "-m", "lit3d", "fit", "--config", f"configs/{config}.yaml",
                "--seed_everything", str(seed), "--trainer.logger.init_args.save_dir", str(out),
                "--trainer.logger.init_args.name", name, "--trainer.enable_progress_bar",
