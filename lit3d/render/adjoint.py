@@ -49,7 +49,9 @@ def render_backward(integrator: Any, scene: Any, grad_in: Any, seed: Any, spp: i
         dr.set_grad(image, grad_in)
         dr.enqueue(dr.ADMode.Backward, image)
 
-    # Silhouette terms: Mitsuba's own (``PSIntegrator.render_ad``), same seeds.
+    # Silhouette terms: Mitsuba's own (``PSIntegrator.render_ad``), same seeds. They go first,
+    # as in Mitsuba: enqueued before the silhouettes' set-up, the shading term's radiance lost
+    # its gradients (measured: the tests fail in that order).
     if sppp > 0 and silhouettes:
         with dr.suspend_grad():
             integrator.proj_detail.init_primarily_visible_silhouette(scene, sensor)
