@@ -1,10 +1,9 @@
 """The render's backward pass in each shipped 3D-MEI config: as shipped against the renderer as
 it was before the gradient sample counts, the forward-state reuse and the stored silhouette
-samples and the gathered shading adjoint (``silhouette_spp`` and ``shading_spp`` None: both
-gradient terms at ``spp``; ``reuse_forward_state=False``: the backward pass sets the scene's
-buffers again; ``store_silhouette_samples=False``: Mitsuba's own schedule, which computes each
-silhouette sample twice; ``gather_shading_adjoint=False``: Mitsuba's ``render_backward``, which
-renders the primal image again).
+samples (``silhouette_spp`` and ``shading_spp`` None: both gradient terms at ``spp``;
+``reuse_forward_state=False``: the backward pass sets the scene's buffers again;
+``store_silhouette_samples=False``: Mitsuba's own schedule, which computes each silhouette
+sample twice).
 
 Each config is built as ``fit`` builds it (LightningCLI, ``run=False``; network weights random
 where they are not public; a population's first unit) and trained ``--train-steps`` 150 steps
@@ -81,16 +80,15 @@ def measure(name: str, blocks: int, block: int, train_steps: int,
         optimizer.zero_grad(set_to_none=True)
     vertices = module.vertices().detach()
     generator = torch.Generator().manual_seed(0)
-    settings = {"before": (None, None, False, False, False),
-                "shipped": (renderer.silhouette_spp, renderer.shading_spp, True, True, True)}
+    settings = {"before": (None, None, False, False),
+                "shipped": (renderer.silhouette_spp, renderer.shading_spp, True, True)}
     times: dict[str, list[float]] = {k: [] for k in settings}
     step = 0
     for _ in range(blocks):
-        for key, (silhouette_spp, shading_spp, reuse, store, gather) in settings.items():
+        for key, (silhouette_spp, shading_spp, reuse, store) in settings.items():
             renderer.silhouette_spp, renderer.shading_spp = silhouette_spp, shading_spp
             renderer.reuse_forward_state = reuse
             renderer.store_silhouette_samples = store
-            renderer.gather_shading_adjoint = gather
             for _ in range(block):
                 v = vertices.clone().requires_grad_(True)
                 images = renderer(v, faces, views, seed=step)

@@ -431,63 +431,6 @@ def test_stored_silhouette_samples_give_the_same_images_and_gradients(sphere, en
     assert float((grad_n - grad_s).abs().max()) > 0.05 * float(grad_s.abs().max())
 
 
-@pytest.mark.parametrize("options", [
-    {},
-    {"silhouette_spp": 1, "shading_spp": 2},
-    {"integrator_options": {"sppi": 4, "guiding": "none"}},
-], ids=["all_terms", "gradient_counts", "indirect_silhouettes"])
-@pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
-def test_gathered_shading_adjoint_gives_mitsubas_gradients(sphere, environment, options):
-    """The projective shading term's adjoint by :mod:`lit3d.render.adjoint` (the default) and by
-    Mitsuba's ``render_backward``: equal images, vertex gradients equal up to float rounding,
-    over views, seeds and vertices that change, with every gradient term in use. The mesh is a
-    bumpy sphere, so that it shadows itself and the indirect silhouette term has something to
-    differentiate (checked: without it the gradient changes)."""
-    from lit3d.data.views import fibonacci_views
-    from lit3d.render.environment import SunSky
-    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
-
-    def make(gather: bool, **extra):
-        settings = {**options, **extra}
-        renderer = (MitsubaEnvironmentRenderer(image_size=24, spp=4, environment_resolution=16,
-                                               environment=SunSky(sun_radiance=50.0), **settings)
-                    if environment else MitsubaRenderer(image_size=24, spp=4, **settings))
-        renderer.gather_shading_adjoint = gather
-        return renderer
-
-    v0 = sphere.vertices
-    bumpy = v0 * (1 + 0.35 * torch.sin(4 * v0[:, :1]) * torch.cos(3 * v0[:, 1:2]))
-    views = fibonacci_views(4, 4.0, 40.0)
-    weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
-
-    def step(renderer, k):
-        v = (bumpy * (1 + 0.05 * k)).requires_grad_(True)
-        images = renderer(v, sphere.faces, views[torch.tensor([k])], seed=k)
-        (images * weights).sum().backward()
-        return images.detach(), v.grad
-
-    gathered, mitsubas = make(True), make(False)
-    for k in range(4):
-        (image_g, grad_g), (image_m, grad_m) = step(gathered, k), step(mitsubas, k)
-        torch.testing.assert_close(image_g, image_m, rtol=0, atol=0)
-        assert grad_m.abs().max() > 0
-        torch.testing.assert_close(grad_g, grad_m, rtol=1e-4, atol=1e-5 * float(grad_m.abs().max()))
-    if "integrator_options" in options:  # the indirect term is part of the compared gradients
-        _, grad_direct = step(make(True, integrator_options={"sppi": 0}), 3)
-        assert float((grad_direct - grad_g).abs().max()) > 0.05 * float(grad_g.abs().max())
-
-
-def test_the_gathered_adjoint_applies_to_projective_non_rb_integrators_only():
-    """``prb_projective`` (radiative backpropagation) and ``prb`` keep Mitsuba's own backward."""
-    from lit3d.render import adjoint
-    from lit3d.render.backend import import_mitsuba
-
-    mi, _ = import_mitsuba("llvm_ad_rgb")
-    assert adjoint.supports(mi.load_dict({"type": "direct_projective"}))
-    assert not adjoint.supports(mi.load_dict({"type": "prb_projective"}))
-    assert not adjoint.supports(mi.load_dict({"type": "prb"}))
-
-
 def test_the_garbage_collector_is_paused_while_dr_jit_renders(sphere):
     """Collecting Mitsuba objects inside a frozen render aborted a process: the cyclic collector
     is off during the primal and adjoint calls and on again after them."""

@@ -11,8 +11,7 @@ records once and replays (``_Kernels``); vertices and images cross by DLPack.
 The default integrator ``direct_projective`` with ``sppi=0`` differentiates silhouettes (projective
 sampling of primary-visibility discontinuities) as well as shading; ``prb`` is faster but has no
 silhouette gradients. Projective integrators keep their primary-silhouette samples once drawn
-(:func:`store_silhouette_samples`) instead of computing them twice per backward pass, and their
-shading term's adjoint skips the primal re-render Mitsuba's own runs (:mod:`lit3d.render.adjoint`).
+(:func:`store_silhouette_samples`) instead of computing them twice per backward pass.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import torch
 from torch import Tensor
 
 from lit3d.data.views import Views
-from lit3d.render import adjoint as adjoint_render
 from lit3d.render.backend import (
     import_mitsuba,
     match_threads,
@@ -113,10 +111,6 @@ class MitsubaRenderer(Renderer):
         #: pass (see :func:`store_silhouette_samples`); False leaves Mitsuba's schedule (same
         #: gradients, measured by the tests). Read by every backward pass.
         self.store_silhouette_samples = True
-        #: Projective integrators: the shading term's adjoint gathers each sample's image
-        #: gradient instead of splatting the primal image again (:mod:`lit3d.render.adjoint`);
-        #: False leaves Mitsuba's ``render_backward`` (same gradients, measured by the tests).
-        self.gather_shading_adjoint = True
 
     def __getstate__(self) -> dict:
         """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
@@ -329,8 +323,7 @@ class _Kernels:
         def primal(scene, seed, spp: int, threads: int):
             return mi.render(scene, seed=seed, spp=spp)
 
-        def adjoint(scene, grad_image, seed, spp: int, counts: tuple | None, threads: int,
-                    gather: bool = False):
+        def adjoint(scene, grad_image, seed, spp: int, counts: tuple | None, threads: int):
             integrator = scene.integrator()
             if counts is not None:
                 # spp=0 makes the projective integrator take its own per-term counts.
@@ -338,10 +331,7 @@ class _Kernels:
                 integrator.sppc = spp if shading is None else min(shading, spp)
                 integrator.sppp = spp if silhouette is None else min(silhouette, spp)
                 spp = 0
-            if gather and adjoint_render.supports(integrator):
-                adjoint_render.render_backward(integrator, scene, grad_image, seed, spp)
-            else:
-                integrator.render_backward(scene, None, grad_image, seed=seed, spp=spp)
+            integrator.render_backward(scene, None, grad_image, seed=seed, spp=spp)
 
         self.mi, self.dr = mi, dr
         self._primal = dr.freeze(primal) if freeze else primal
@@ -353,15 +343,13 @@ class _Kernels:
             return self._primal(scene, seed, spp, self.dr.thread_count())
 
     def adjoint(self, scene, grad_image, seed, spp: int, shading_spp: int | None = None,
-                silhouette_spp: int | None = None, gather: bool = False) -> None:
+                silhouette_spp: int | None = None) -> None:
         """Accumulates ``grad_image``'s gradient into the scene's tracked variables
-        (``shading_spp``, ``silhouette_spp``: see :class:`MitsubaRenderer`; ``gather``: the
-        projective integrators' shading term by :mod:`lit3d.render.adjoint`)."""
+        (``shading_spp``, ``silhouette_spp``: see :class:`MitsubaRenderer`)."""
         counts = None if shading_spp is None and silhouette_spp is None else (
             shading_spp, silhouette_spp)
         with _collector_paused():
-            self._adjoint(scene, grad_image, seed, spp, counts, self.dr.thread_count(),
-                          gather)
+            self._adjoint(scene, grad_image, seed, spp, counts, self.dr.thread_count())
 
     @property
     def recordings(self) -> tuple[int, int]:
@@ -430,8 +418,7 @@ class _ViewRender(torch.autograd.Function):
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
         grad_image = to_drjit(dr, mi, grad)
         renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp,
-                                  renderer.shading_spp, renderer.silhouette_spp,
-                                  renderer.gather_shading_adjoint)
+                                  renderer.shading_spp, renderer.silhouette_spp)
         grads = {}
         for name, array in tracked.items():
             _, source, grad_needed = inputs[name]
