@@ -97,7 +97,7 @@ def main() -> int:
     print(f"from scratch {medians['scratch']:.2f} ms, kept broad phase {medians['kept']:.2f} ms "
           f"per call, means {means['scratch']:.2f} and {means['kept']:.2f} ms "
           f"({kept.builds} broad phases in {len(states)} calls, "
-          f"{kept.tested / len(states):.0f} of {kept._pairs.shape[0]} kept pairs tested a call; "
+          f"{kept.tested / len(states):.0f} of {kept.kept_pairs} kept pairs tested a call; "
           f"{hits} calls found an intersection; answers equal)")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["guard"] = {

@@ -122,6 +122,12 @@ def shared_vertices(faces: Tensor, pairs: Tensor) -> tuple[Tensor, Tensor]:
     return (fi.unsqueeze(2) == fj.unsqueeze(1)).any(2), (fj.unsqueeze(2) == fi.unsqueeze(1)).any(2)
 
 
+def _one_side(side: Tensor, shared: Tensor) -> Tensor:
+    """(P,) bool: whether each face's corners (``side``: (P, 3) signed distances to the other
+    face's plane) lie strictly on one side of it, its ``shared`` (P, 3) corners aside."""
+    return ((side > 0) | shared).all(1) | ((side < 0) | shared).all(1)
+
+
 def _pairs_intersect(corners: Tensor, faces: Tensor, pairs: Tensor,
                      shared: tuple[Tensor, Tensor] | None = None,
                      normals: Tensor | None = None) -> Tensor:
@@ -140,10 +146,8 @@ def _pairs_intersect(corners: Tensor, faces: Tensor, pairs: Tensor,
     side_j = _dot(tj - ti[:, :1], ni.unsqueeze(1))
     # Pairs sharing an edge only touch; pairs with one face strictly on one side of the other's
     # plane (shared corners aside) cannot cross: the cheap early-out for most candidates.
-    def separated(side: Tensor, shared: Tensor) -> Tensor:
-        return ((side > 0) | shared).all(1) | ((side < 0) | shared).all(1)
-
-    open_ = (shared_i.sum(1) < 2) & ~separated(side_i, shared_i) & ~separated(side_j, shared_j)
+    open_ = ((shared_i.sum(1) < 2) & ~_one_side(side_i, shared_i)
+             & ~_one_side(side_j, shared_j))
     # Edge k of a face runs from corner k to corner k+1; it can cross the other face if its
     # ends lie strictly on opposite sides of that face's plane and neither end is shared.
     hit = torch.zeros(pairs.shape[0], dtype=torch.bool)
@@ -226,6 +230,11 @@ class SelfIntersections:
         self._hit: Tensor | None = None  # (P,) bool answers at self._last
         self._anchor = vertices.clone()
         self.builds += 1
+
+    @property
+    def kept_pairs(self) -> int:
+        """How many candidate pairs the broad phase keeps now (0 before the first call)."""
+        return 0 if self._anchor is None else int(self._pairs.shape[0])
 
     def pairs(self, vertices: Tensor) -> Tensor:
         """Pairs of faces ``(i, j)``, ``i < j``, that pass through each other, (P, 2) long
