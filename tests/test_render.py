@@ -325,6 +325,55 @@ def test_reusing_the_forward_scene_state_gives_the_same_images_and_gradients(sph
     assert updates["resetting"] - updates["reusing"] == 3 + 1 + 2, updates
 
 
+@pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
+def test_unchanged_buffers_are_not_set_again(sphere, environment):
+    """Views of one mesh one after another (figures, sweeps) hand its vertices (and colours) to
+    the scene once: over views one at a time and in a batch, another mesh, a tracked render
+    with its backward pass, and colours that stay and change, images and gradients equal those
+    of a renderer that sets every buffer every time, with fewer buffer updates."""
+    from lit3d.data.views import fibonacci_views
+    from lit3d.render.environment import SunSky
+    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
+
+    def make(reuse: bool):
+        renderer = (MitsubaEnvironmentRenderer(image_size=24, spp=2, environment_resolution=16,
+                                               environment=SunSky(sun_radiance=50.0))
+                    if environment else MitsubaRenderer(image_size=24, spp=2))
+        renderer.reuse_unchanged_buffers = reuse
+        return renderer
+
+    views = fibonacci_views(4, 4.0, 40.0)  # fields of view differ too: applied on every view
+    views = views.replace(fov_deg=torch.tensor([40.0, 30.0, 50.0, 35.0]))
+    a, b = sphere.vertices, 0.8 * sphere.vertices
+    red, blue = torch.full_like(a, 0.2), torch.full_like(a, 0.2)
+    red[:, 0], blue[:, 2] = 0.9, 0.9
+    weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
+
+    def run(renderer) -> list[torch.Tensor]:
+        out = []
+        with torch.no_grad():
+            out += [renderer(a, sphere.faces, views[torch.tensor([k])], seed=k) for k in range(4)]
+            out.append(renderer(a.clone(), sphere.faces, views, seed=4))  # equal values, batch
+            out.append(renderer(b, sphere.faces, views[torch.tensor([0])], seed=5))
+        v = a.clone().requires_grad_(True)
+        image = renderer(v, sphere.faces, views[torch.tensor([1])], seed=6)
+        (image * weights).sum().backward()
+        out += [image.detach(), v.grad]
+        with torch.no_grad():
+            out.append(renderer(a, sphere.faces, views[torch.tensor([2])], seed=7))
+            out += [renderer(a, sphere.faces, views[torch.tensor([k])], seed=8 + k, colors=c)
+                    for k, c in enumerate((red, red.clone(), blue))]
+        return out
+
+    reusing, plain = make(True), make(False)
+    for got, expected in zip(run(reusing), run(plain)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # Set every time: 4 + 4 views, b, the tracked forward (its backward reuses it), a again,
+    # then positions and colours of 3 views: 17. Reused: a once for the first 8 views, b, a
+    # tracked, a untracked again, the coloured scene's first view (positions and red), blue: 7.
+    assert (reusing.buffer_updates, plain.buffer_updates) == (7, 17)
+
+
 def test_a_render_of_another_mesh_between_forward_and_backward_keeps_the_gradient(sphere):
     """The backward pass rebuilds the scene of its own mesh when one of another topology was
     rendered in between (it used to set these vertices into the other mesh's scene)."""

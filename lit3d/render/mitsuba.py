@@ -111,13 +111,20 @@ class MitsubaRenderer(Renderer):
         #: pass (see :func:`store_silhouette_samples`); False leaves Mitsuba's schedule (same
         #: gradients, measured by the tests). Read by every backward pass.
         self.store_silhouette_samples = True
+        #: An untracked buffer equal to the one the scene already holds untracked is not set
+        #: again (see :meth:`_set_buffer`): many views of one mesh (figures, tuning sweeps,
+        #: validation) rebuild its BVH once; False sets it every time (same images, tests).
+        self.reuse_unchanged_buffers = True
+        #: How many times a buffer was handed to the scene (each rebuilds what depends on it).
+        self.buffer_updates = 0
+        self._held: dict[str, Tensor] = {}  # key -> the untracked values the scene holds
 
     def __getstate__(self) -> dict:
         """Pickles the settings only (for spawned processes and deep copies); the Mitsuba scene
         and its recorded kernels are rebuilt on the next render."""
         state = self.__dict__.copy()
         state.update(_scene=None, _params=None, _positions_key=None, _faces_key=None,
-                     _kernels=None, _state=None)
+                     _kernels=None, _state=None, _held={})
         return state
 
     @property
@@ -186,6 +193,7 @@ class MitsubaRenderer(Renderer):
         self._faces_key = self._topology_key(faces, num_vertices, colored)
         self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward)
         self._state = None
+        self._held = {}
 
     def _emitters(self, mi) -> dict[str, Any]:
         """The scene's lights: the views' point light and the uniform grey background."""
@@ -221,12 +229,25 @@ class MitsubaRenderer(Renderer):
         """Hands a torch tensor to the scene parameter ``key`` (a copy on the Dr.Jit side:
         the mesh positions, or the per-vertex ``vertex_color``), tracking its gradient if
         ``grad``; returns the Dr.Jit array. Updating the positions rebuilds the BVH and the
-        vertex normals."""
+        vertex normals, so untracked values equal to the untracked ones the scene holds are
+        not handed over again (``reuse_unchanged_buffers``); the view's camera and light are
+        applied either way."""
+        held = self._held.pop(key, None)
+        if (not grad and held is not None and self.reuse_unchanged_buffers
+                and (held.shape, held.dtype, held.device)
+                == (values.shape, values.dtype, values.device)
+                and torch.equal(held, values.detach())):
+            self._held[key] = held
+            self._params.update()
+            return self._params[key]
         array = to_drjit(dr, mi, values.reshape(-1)).array
         if grad:
             dr.enable_grad(array)
         self._params[key] = array
         self._params.update()
+        self.buffer_updates += 1
+        if not grad:
+            self._held[key] = values.detach().clone()
         return array
 
     # -- rendering -----------------------------------------------------------------------------
