@@ -17,6 +17,18 @@ def sphere():
     return IcoSphere(subdivisions=2, radius=1.0).build()
 
 
+def small_renderer(environment: bool, spp: int = 2, **options) -> MitsubaRenderer:
+    """A 24-pixel renderer of the point-light scene, or (``environment``) of MRD's scene lit by
+    a sun sky; ``options`` go to the renderer."""
+    from lit3d.render.environment import SunSky
+    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
+
+    if environment:
+        return MitsubaEnvironmentRenderer(image_size=24, spp=spp, environment_resolution=16,
+                                          environment=SunSky(sun_radiance=50.0), **options)
+    return MitsubaRenderer(image_size=24, spp=spp, **options)
+
+
 def blob_centre(image: torch.Tensor, threshold: float) -> tuple[float, float]:
     rows, cols = torch.nonzero(image.mean(0) > threshold, as_tuple=True)
     return rows.float().mean().item(), cols.float().mean().item()
@@ -89,12 +101,8 @@ def test_a_batch_of_views_has_the_gradients_of_its_views_one_by_one(sphere, envi
     """Mitsuba differentiates by rendering again in the backward pass with the scene as it is
     then: a batch must not take every view's gradient with the last view's camera."""
     from lit3d.data.views import fibonacci_views
-    from lit3d.render.environment import SunSky
-    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 
-    renderer = (MitsubaEnvironmentRenderer(image_size=24, spp=2, environment_resolution=16,
-                                           environment=SunSky(sun_radiance=50.0))
-                if environment else MitsubaRenderer(image_size=24, spp=2))
+    renderer = small_renderer(environment)
     views = fibonacci_views(8, 4.0, 40.0)
     weights = torch.linspace(0, 1, 3 * 24 * 24).view(3, 24, 24)
 
@@ -273,15 +281,8 @@ def test_reusing_the_forward_scene_state_gives_the_same_images_and_gradients(sph
     rendered between forward and backward, and per-vertex colours, images and vertex/colour
     gradients equal those of a renderer that sets the state again every time."""
     from lit3d.data.views import fibonacci_views
-    from lit3d.render.environment import SunSky
-    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 
-    def make():
-        return (MitsubaEnvironmentRenderer(image_size=24, spp=2, environment_resolution=16,
-                                           environment=SunSky(sun_radiance=50.0))
-                if environment else MitsubaRenderer(image_size=24, spp=2))
-
-    reusing, resetting = make(), make()
+    reusing, resetting = small_renderer(environment), small_renderer(environment)
     resetting.reuse_forward_state = False
     views = fibonacci_views(6, 4.0, 40.0)
     weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
@@ -332,13 +333,9 @@ def test_unchanged_buffers_are_not_set_again(sphere, environment):
     with its backward pass, and colours that stay and change, images and gradients equal those
     of a renderer that sets every buffer every time, with fewer buffer updates."""
     from lit3d.data.views import fibonacci_views
-    from lit3d.render.environment import SunSky
-    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 
     def make(reuse: bool):
-        renderer = (MitsubaEnvironmentRenderer(image_size=24, spp=2, environment_resolution=16,
-                                               environment=SunSky(sun_radiance=50.0))
-                    if environment else MitsubaRenderer(image_size=24, spp=2))
+        renderer = small_renderer(environment)
         renderer.reuse_unchanged_buffers = reuse
         return renderer
 
@@ -443,15 +440,9 @@ def test_stored_silhouette_samples_give_the_same_images_and_gradients(sphere, en
     with Mitsuba's own schedule: equal images, vertex gradients equal up to float rounding,
     and the silhouette term is part of them (the gradient changes without it)."""
     from lit3d.data.views import fibonacci_views
-    from lit3d.render.environment import SunSky
-    from lit3d.render.mitsuba import MitsubaEnvironmentRenderer
 
     def make(store: bool, **options):
-        renderer = (MitsubaEnvironmentRenderer(image_size=24, spp=4, environment_resolution=16,
-                                               environment=SunSky(sun_radiance=50.0),
-                                               integrator=integrator, **options)
-                    if environment else
-                    MitsubaRenderer(image_size=24, spp=4, integrator=integrator, **options))
+        renderer = small_renderer(environment, spp=4, integrator=integrator, **options)
         renderer.store_silhouette_samples = store
         return renderer
 

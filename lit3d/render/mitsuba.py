@@ -232,22 +232,22 @@ class MitsubaRenderer(Renderer):
         vertex normals, so untracked values equal to the untracked ones the scene holds are
         not handed over again (``reuse_unchanged_buffers``); the view's camera and light are
         applied either way."""
-        held = self._held.pop(key, None)
+        held = self._held.get(key)
         if (not grad and held is not None and self.reuse_unchanged_buffers
                 and (held.shape, held.dtype, held.device)
                 == (values.shape, values.dtype, values.device)
                 and torch.equal(held, values.detach())):
-            self._held[key] = held
             self._params.update()
             return self._params[key]
         array = to_drjit(dr, mi, values.reshape(-1)).array
         if grad:
             dr.enable_grad(array)
+            self._held.pop(key, None)
+        else:
+            self._held[key] = values.detach().clone()
         self._params[key] = array
         self._params.update()
         self.buffer_updates += 1
-        if not grad:
-            self._held[key] = values.detach().clone()
         return array
 
     # -- rendering -----------------------------------------------------------------------------
