@@ -352,7 +352,8 @@ def test_unchanged_buffers_are_not_set_again(sphere, environment):
             out += [renderer(a, sphere.faces, views[torch.tensor([k])], seed=k) for k in range(4)]
             out.append(renderer(a.clone(), sphere.faces, views, seed=4))  # equal values, batch
             out.append(renderer(b, sphere.faces, views[torch.tensor([0])], seed=5))
-        v = a.clone().requires_grad_(True)
+            out.append(renderer(a, sphere.faces, views[torch.tensor([3])], seed=10))
+        v = (0.9 * a).requires_grad_(True)  # the scene then holds other values than a's
         image = renderer(v, sphere.faces, views[torch.tensor([1])], seed=6)
         (image * weights).sum().backward()
         out += [image.detach(), v.grad]
@@ -365,10 +366,10 @@ def test_unchanged_buffers_are_not_set_again(sphere, environment):
     reusing, plain = make(True), make(False)
     for got, expected in zip(run(reusing), run(plain)):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
-    # Set every time: 4 + 4 views, b, the tracked forward (its backward reuses it), a again,
-    # then positions and colours of 3 views: 17. Reused: a once for the first 8 views, b, a
-    # tracked, a untracked again, the coloured scene's first view (positions and red), blue: 7.
-    assert (reusing.buffer_updates, plain.buffer_updates) == (7, 17)
+    # Set every time: 4 + 4 views, b, a, the tracked forward (its backward reuses it), a
+    # again, then positions and colours of 3 views: 18. Reused: a once for the first 8 views,
+    # b, a, 0.9 a tracked, a again, the coloured scene's first view (positions and red), blue: 8.
+    assert (reusing.buffer_updates, plain.buffer_updates) == (8, 18)
 
 
 def test_a_render_of_another_mesh_between_forward_and_backward_keeps_the_gradient(sphere):
