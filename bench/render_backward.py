@@ -3,7 +3,7 @@ it was before the gradient sample counts, the forward-state reuse and the stored
 samples (``silhouette_spp`` and ``shading_spp`` None: both gradient terms at ``spp``;
 ``reuse_forward_state=False``: the backward pass sets the scene's buffers again;
 ``store_silhouette_samples=False``: Mitsuba's own schedule, which computes each silhouette
-sample twice).
+sample twice; ``replay_shading_adjoint=False``: the whole adjoint traced, none of it replayed).
 
 Each config is built as ``fit`` builds it (LightningCLI, ``run=False``; network weights random
 where they are not public; a population's first unit) and trained ``--train-steps`` 150 steps
@@ -80,15 +80,16 @@ def measure(name: str, blocks: int, block: int, train_steps: int,
         optimizer.zero_grad(set_to_none=True)
     vertices = module.vertices().detach()
     generator = torch.Generator().manual_seed(0)
-    settings = {"before": (None, None, False, False),
-                "shipped": (renderer.silhouette_spp, renderer.shading_spp, True, True)}
+    settings = {"before": (None, None, False, False, False),
+                "shipped": (renderer.silhouette_spp, renderer.shading_spp, True, True, True)}
     times: dict[str, list[float]] = {k: [] for k in settings}
     step = 0
     for _ in range(blocks):
-        for key, (silhouette_spp, shading_spp, reuse, store) in settings.items():
+        for key, (silhouette_spp, shading_spp, reuse, store, replay) in settings.items():
             renderer.silhouette_spp, renderer.shading_spp = silhouette_spp, shading_spp
             renderer.reuse_forward_state = reuse
             renderer.store_silhouette_samples = store
+            renderer.replay_shading_adjoint = replay
             for _ in range(block):
                 v = vertices.clone().requires_grad_(True)
                 images = renderer(v, faces, views, seed=step)

@@ -238,11 +238,12 @@ def test_renderer_pickles_without_its_scene(sphere):
     assert torch.equal(clone(sphere.vertices, sphere.faces, overhead_views(), seed=1), before)
 
 
-@pytest.mark.parametrize("integrator", ["prb", "direct_projective"])
+@pytest.mark.parametrize("integrator", ["prb", "direct_projective", "prb_projective"])
 def test_replayed_kernels_render_and_differentiate_like_traced_ones(sphere, integrator):
-    """``freeze=True`` records the Dr.Jit kernels on the first render and replays them: over a
-    sequence that changes camera, field of view, light, vertices, seed and spp, the images and
-    vertex gradients equal those of a renderer that traces every render."""
+    """``freeze=True`` records the Dr.Jit kernels on the first render and replays them (of the
+    projective integrators' backward pass, the shading term): over a sequence that changes
+    camera, field of view, light, vertices, seed and spp, the images and vertex gradients equal
+    those of a renderer that traces every render."""
     from lit3d.data.views import fibonacci_views
 
     views = fibonacci_views(6, 4.0, 40.0)
@@ -266,11 +267,37 @@ def test_replayed_kernels_render_and_differentiate_like_traced_ones(sphere, inte
         torch.testing.assert_close(image_f, image_t, rtol=0, atol=1e-6)
         assert grad_t.abs().max() > 0
         torch.testing.assert_close(grad_f, grad_t, rtol=1e-4, atol=1e-5 * float(grad_t.abs().max()))
-    assert frozen.freezes_backward == (integrator == "prb")
+    assert frozen.freezes_backward and not traced.freezes_backward
     # Recorded while the film and the sample counts are new, then only replayed.
     assert recordings[3] == recordings[-1], recordings
-    if frozen.freezes_backward:
-        assert 0 < frozen._kernels.recordings[1] <= recordings[-1]
+    assert 0 < frozen._kernels.recordings[1] <= recordings[-1]
+
+
+@pytest.mark.parametrize("options", [{"shading_spp": 2, "silhouette_spp": 1},
+                                     {"integrator_options": {"sppc": 0}}],
+                         ids=["fewer_gradient_samples", "no_shading_term"])
+def test_the_replayed_shading_adjoint_gives_the_traced_gradients(sphere, options):
+    """A projective integrator's adjoint with its shading term replayed from recorded kernels
+    gives the gradients of the whole adjoint traced (Mitsuba's ``render_backward``), with
+    fewer gradient samples per term and with the shading term switched off."""
+    from lit3d.data.views import fibonacci_views
+
+    views = fibonacci_views(4, 4.0, 40.0)
+    weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
+    replayed, traced = (small_renderer(True, spp=4, **options) for _ in range(2))
+    traced.replay_shading_adjoint = False
+    for k in range(4):
+        grads = []
+        for renderer in (replayed, traced):
+            v = (sphere.vertices * (1 + 0.05 * k)).requires_grad_(True)
+            images = renderer(v, sphere.faces, views[torch.tensor([k])], seed=k)
+            (images * weights).sum().backward()
+            grads.append(v.grad)
+        assert grads[1].abs().max() > 0
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4,
+                                   atol=1e-5 * float(grads[1].abs().max()))
+    shading_recorded = replayed._kernels.recordings[1] > 0
+    assert shading_recorded == ("shading_spp" in options)
 
 
 @pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])

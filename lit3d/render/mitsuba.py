@@ -6,7 +6,8 @@ meshes under a point light gave geometry gradients 2x off finite differences), a
 a ``point`` emitter and a ``constant`` environment (the uniform grey background). Torch interop:
 each view is a torch autograd function (``_ViewRender``) whose forward pass renders the primal
 image and whose backward pass runs the integrator's adjoint render, both on kernels Dr.Jit
-records once and replays (``_Kernels``); vertices and images cross by DLPack.
+records once and replays (``_Kernels``; of a projective integrator's adjoint, the shading
+term); vertices and images cross by DLPack.
 
 The default integrator ``direct_projective`` with ``sppi=0`` differentiates silhouettes (projective
 sampling of primary-visibility discontinuities) as well as shading; ``prb`` is faster but has no
@@ -61,8 +62,9 @@ class MitsubaRenderer(Renderer):
         background: radiance of the uniform grey environment.
         freeze: record the render's Dr.Jit kernels on the first call and replay them after
             (``dr.freeze``): same images and gradients, without re-tracing the integrator each
-            render. The backward pass of projective integrators is never recorded (Dr.Jit
-            cannot), only their forward pass.
+            render. Of the backward pass of projective integrators only the shading term is
+            recorded (Dr.Jit cannot record their silhouette sampling); the silhouette terms
+            are traced every time.
         silhouette_spp: projective integrators only: samples per pixel of the primary-silhouette
             gradient term (its most expensive part), if fewer than ``spp``; ``None`` uses ``spp``.
         shading_spp: projective integrators only: samples per pixel of the shading (interior)
@@ -111,6 +113,10 @@ class MitsubaRenderer(Renderer):
         #: pass (see :func:`store_silhouette_samples`); False leaves Mitsuba's schedule (same
         #: gradients, measured by the tests). Read by every backward pass.
         self.store_silhouette_samples = True
+        #: Projective integrators with ``freeze``: replay the adjoint's shading term from
+        #: recorded kernels (see :func:`_shading_adjoint`); False traces the whole adjoint as
+        #: Mitsuba's ``render_backward`` (same gradients, measured by the tests).
+        self.replay_shading_adjoint = True
         #: An untracked buffer equal to the one the scene already holds untracked is not set
         #: again (see :meth:`_set_buffer`): many views of one mesh (figures, tuning sweeps,
         #: validation) rebuild its BVH once; False sets it every time (same images, tests).
@@ -129,10 +135,10 @@ class MitsubaRenderer(Renderer):
 
     @property
     def freezes_backward(self) -> bool:
-        """Whether the adjoint render is replayed from recorded kernels too (Dr.Jit cannot
-        record the projective integrators' backward pass: their silhouette sampling builds
-        data structures on the host)."""
-        return self.freeze and "projective" not in self.integrator
+        """Whether the adjoint render is replayed from recorded kernels too: all of it, or of
+        projective integrators the shading term (Dr.Jit cannot record their silhouette
+        sampling, which builds data structures on the host)."""
+        return self.freeze
 
     # -- scene ---------------------------------------------------------------------------------
     @staticmethod
@@ -191,7 +197,9 @@ class MitsubaRenderer(Renderer):
         self._scene, self._params = scene, params
         self._positions_key = _vertex_positions_key(params)
         self._faces_key = self._topology_key(faces, num_vertices, colored)
-        self._kernels = _Kernels(mi, dr, self.freeze, self.freezes_backward)
+        self._kernels = _Kernels(mi, dr, self.freeze, "projective" in self.integrator,
+                                 (self.integrator_options.get("sppc"),
+                                  self.integrator_options.get("sppp")))
         self._state = None
         self._held = {}
 
@@ -328,17 +336,56 @@ def _collector_paused():
             gc.enable()
 
 
+def _shading_adjoint(mi, dr, scene, grad_image, seed, spp: int) -> None:
+    """The shading (continuous) term of a projective integrator's adjoint render at ``spp``
+    samples per pixel: the gradient ``grad_image`` of its derivative image propagated into the
+    scene's tracked variables. Mitsuba's ``render_backward`` computes this term together with
+    the silhouette terms (``PSIntegrator.render_ad``), which refuses to be recorded as a whole;
+    this is its continuous branch (the same samples, seeds and splatting), or ``RBIntegrator``'s
+    adjoint for integrators with radiative backpropagation (``prb_projective``), so that it can
+    be recorded. Added to the integrator's own adjoint with ``sppc = 0`` it gives Mitsuba's
+    gradients (tests)."""
+    from mitsuba.ad.integrators.common import ADIntegrator, RBIntegrator
+
+    integrator = scene.integrator()
+    sensor = scene.sensors()[0]
+    if integrator.radiative_backprop:
+        RBIntegrator.render_backward(integrator, scene, None, grad_image, sensor, seed, spp)
+        return
+    film = sensor.film()
+    names = integrator.aov_names()
+    with dr.suspend_grad():
+        sampler, spp = integrator.prepare(sensor, seed, spp, names)
+        ray, weight, pos = integrator.sample_rays(scene, sensor, sampler)
+        radiance, valid, aovs, _ = integrator.sample(
+            mode=dr.ADMode.Backward, scene=scene, sampler=sampler, ray=ray, depth=0, δL=None,
+            state_in=None, active=mi.Bool(True), project=False, si_shade=None)
+    block = film.create_block()
+    block.set_coalesce(block.coalesce() and spp >= 4)
+    ADIntegrator._splat_to_block(block, film, pos, value=radiance * weight, weight=1.0,
+                                 alpha=dr.select(valid, mi.Float(1), mi.Float(0)),
+                                 aovs=[aov * weight for aov in aovs],
+                                 wavelengths=ray.wavelengths)
+    film.put_block(block)
+    image = film.develop()
+    dr.set_grad(image, grad_image)
+    dr.enqueue(dr.ADMode.Backward, image)
+    dr.traverse(dr.ADMode.Backward)
+
+
 class _Kernels:
-    """The two Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
+    """The Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
     ``freeze``: the primal image, and the adjoint pass that turns an image gradient into
     gradients of the scene's tracked variables. Replaying skips Dr.Jit's tracing of the whole
     integrator (``bench/render_step.py``, ``prb`` at 64² × 16 spp: render + backward 32.7 ms
-    traced, 19.1 ms replayed). The arguments that change (scene state, seeds, image gradient)
-    are Dr.Jit inputs; ``spp`` is a Python int, so each sample count gets its own recording
-    (measured: the scene's first render records twice, as it creates the film's storage; then
-    every call replays)."""
+    traced, 19.1 ms replayed). Of a ``projective`` integrator's adjoint, the shading term is
+    recorded (:func:`_shading_adjoint`) and the silhouette terms are traced every time. The
+    arguments that change (scene state, seeds, image gradient) are Dr.Jit inputs; ``spp`` is a
+    Python int, so each sample count gets its own recording (measured: the scene's first render
+    records twice, as it creates the film's storage; then every call replays)."""
 
-    def __init__(self, mi, dr, freeze: bool, freeze_backward: bool):
+    def __init__(self, mi, dr, freeze: bool, projective: bool,
+                 options: tuple[int | None, int | None] = (None, None)):
         # ``threads`` (unused) keys the recordings on Dr.Jit's thread count: a recording
         # replayed after ``dr.set_thread_count`` changed it crashes (measured: segfault).
         def primal(scene, seed, spp: int, threads: int):
@@ -354,9 +401,14 @@ class _Kernels:
                 spp = 0
             integrator.render_backward(scene, None, grad_image, seed=seed, spp=spp)
 
+        def shading(scene, grad_image, seed, spp: int, threads: int):
+            _shading_adjoint(mi, dr, scene, grad_image, seed, spp)
+
         self.mi, self.dr = mi, dr
+        self.options = options  # the integrator's own (sppc, sppp); 0 turns a term off
         self._primal = dr.freeze(primal) if freeze else primal
-        self._adjoint = dr.freeze(adjoint) if freeze_backward else adjoint
+        self._adjoint = dr.freeze(adjoint) if freeze and not projective else adjoint
+        self._shading = dr.freeze(shading) if freeze and projective else None
 
     def primal(self, scene, seed, spp: int):
         """(H, W, 3) image of ``scene``."""
@@ -364,18 +416,31 @@ class _Kernels:
             return self._primal(scene, seed, spp, self.dr.thread_count())
 
     def adjoint(self, scene, grad_image, seed, spp: int, shading_spp: int | None = None,
-                silhouette_spp: int | None = None) -> None:
+                silhouette_spp: int | None = None, replay_shading: bool = True) -> None:
         """Accumulates ``grad_image``'s gradient into the scene's tracked variables
-        (``shading_spp``, ``silhouette_spp``: see :class:`MitsubaRenderer`)."""
-        counts = None if shading_spp is None and silhouette_spp is None else (
-            shading_spp, silhouette_spp)
+        (``shading_spp``, ``silhouette_spp``: see :class:`MitsubaRenderer`; ``replay_shading``
+        False: a projective integrator's whole adjoint traced)."""
+        threads = self.dr.thread_count()
         with _collector_paused():
-            self._adjoint(scene, grad_image, seed, spp, counts, self.dr.thread_count())
+            if self._shading is None or not replay_shading:
+                counts = None if shading_spp is None and silhouette_spp is None else (
+                    shading_spp, silhouette_spp)
+                self._adjoint(scene, grad_image, seed, spp, counts, threads)
+                return
+            shading, silhouette = (0 if option == 0 else spp if wanted is None else
+                                   min(wanted, spp) for option, wanted in
+                                   zip(self.options, (shading_spp, silhouette_spp)))
+            # The silhouette terms, traced; then the shading term, replayed.
+            self._adjoint(scene, grad_image, seed, spp, (0, silhouette), threads)
+            if shading:
+                self._shading(scene, grad_image, seed, shading, threads)
 
     @property
     def recordings(self) -> tuple[int, int]:
-        """How many times the (primal, adjoint) computations were recorded (0 if not frozen)."""
-        return tuple(getattr(f, "n_recordings", 0) for f in (self._primal, self._adjoint))
+        """How many times the (primal, adjoint) computations were recorded (0 if not frozen;
+        of a projective integrator's adjoint, its shading term)."""
+        adjoint = self._adjoint if self._shading is None else self._shading
+        return tuple(getattr(f, "n_recordings", 0) for f in (self._primal, adjoint))
 
     def seeds(self, seed: int):
         """(primal seed, gradient seed) as ``mi.render`` derives them (decorrelated)."""
@@ -439,7 +504,8 @@ class _ViewRender(torch.autograd.Function):
         _, gradient_seed = renderer._kernels.seeds(ctx.seed)
         grad_image = to_drjit(dr, mi, grad)
         renderer._kernels.adjoint(renderer._scene, grad_image, gradient_seed, ctx.spp,
-                                  renderer.shading_spp, renderer.silhouette_spp)
+                                  renderer.shading_spp, renderer.silhouette_spp,
+                                  renderer.replay_shading_adjoint)
         grads = {}
         for name, array in tracked.items():
             _, source, grad_needed = inputs[name]
