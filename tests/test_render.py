@@ -298,6 +298,15 @@ def test_the_replayed_shading_adjoint_gives_the_traced_gradients(sphere, options
                                    atol=1e-5 * float(grads[1].abs().max()))
     shading_recorded = replayed._kernels.recordings[1] > 0
     assert shading_recorded == ("shading_spp" in options)
+    # Switched off on the renderer that replayed: its traced adjoint has every term again.
+    replayed.replay_shading_adjoint = False
+    grads = []
+    for renderer in (replayed, traced):
+        v = sphere.vertices.clone().requires_grad_(True)
+        (renderer(v, sphere.faces, views[torch.tensor([0])], seed=7) * weights).sum().backward()
+        grads.append(v.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4,
+                               atol=1e-5 * float(grads[1].abs().max()))
 
 
 @pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])

@@ -198,8 +198,8 @@ class MitsubaRenderer(Renderer):
         self._positions_key = _vertex_positions_key(params)
         self._faces_key = self._topology_key(faces, num_vertices, colored)
         self._kernels = _Kernels(mi, dr, self.freeze, "projective" in self.integrator,
-                                 (self.integrator_options.get("sppc"),
-                                  self.integrator_options.get("sppp")))
+                                 tuple(self.integrator_options.get(term)
+                                       for term in ("sppc", "sppp", "sppi")))
         self._state = None
         self._held = {}
 
@@ -385,7 +385,7 @@ class _Kernels:
     records twice, as it creates the film's storage; then every call replays)."""
 
     def __init__(self, mi, dr, freeze: bool, projective: bool,
-                 options: tuple[int | None, int | None] = (None, None)):
+                 options: tuple[int | None, ...] = (None, None, None)):
         # ``threads`` (unused) keys the recordings on Dr.Jit's thread count: a recording
         # replayed after ``dr.set_thread_count`` changed it crashes (measured: segfault).
         def primal(scene, seed, spp: int, threads: int):
@@ -395,9 +395,7 @@ class _Kernels:
             integrator = scene.integrator()
             if counts is not None:
                 # spp=0 makes the projective integrator take its own per-term counts.
-                shading, silhouette = counts
-                integrator.sppc = spp if shading is None else min(shading, spp)
-                integrator.sppp = spp if silhouette is None else min(silhouette, spp)
+                integrator.sppc, integrator.sppp, integrator.sppi = counts
                 spp = 0
             integrator.render_backward(scene, None, grad_image, seed=seed, spp=spp)
 
@@ -405,7 +403,8 @@ class _Kernels:
             _shading_adjoint(mi, dr, scene, grad_image, seed, spp)
 
         self.mi, self.dr = mi, dr
-        self.options = options  # the integrator's own (sppc, sppp); 0 turns a term off
+        self.projective = projective
+        self.options = options  # the integrator's own (sppc, sppp, sppi); 0 turns a term off
         self._primal = dr.freeze(primal) if freeze else primal
         self._adjoint = dr.freeze(adjoint) if freeze and not projective else adjoint
         self._shading = dr.freeze(shading) if freeze and projective else None
@@ -422,16 +421,20 @@ class _Kernels:
         False: a projective integrator's whole adjoint traced)."""
         threads = self.dr.thread_count()
         with _collector_paused():
-            if self._shading is None or not replay_shading:
-                counts = None if shading_spp is None and silhouette_spp is None else (
-                    shading_spp, silhouette_spp)
-                self._adjoint(scene, grad_image, seed, spp, counts, threads)
+            if not self.projective:
+                self._adjoint(scene, grad_image, seed, spp, None, threads)
                 return
-            shading, silhouette = (0 if option == 0 else spp if wanted is None else
-                                   min(wanted, spp) for option, wanted in
-                                   zip(self.options, (shading_spp, silhouette_spp)))
+            # Every call sets all three counts (a term the integrator's options switch off
+            # stays off), so no call depends on what the one before left in the integrator.
+            shading, silhouette, indirect = (
+                0 if option == 0 else spp if wanted is None else min(wanted, spp)
+                for option, wanted in zip(self.options, (shading_spp, silhouette_spp, None)))
+            if self._shading is None or not replay_shading:
+                self._adjoint(scene, grad_image, seed, spp, (shading, silhouette, indirect),
+                              threads)
+                return
             # The silhouette terms, traced; then the shading term, replayed.
-            self._adjoint(scene, grad_image, seed, spp, (0, silhouette), threads)
+            self._adjoint(scene, grad_image, seed, spp, (0, silhouette, indirect), threads)
             if shading:
                 self._shading(scene, grad_image, seed, shading, threads)
 
