@@ -69,10 +69,9 @@ def browser():
 def no_leaked_mitsuba_objects():
     """Dr.Jit traces a virtual call over every registered instance of a class (emitters,
     BSDFs, shapes), so Mitsuba objects an earlier test left to the cyclic garbage collector
-    change the kernels of later renders: each test compiled kernels of its own (measured: the
-    render tests took 233 s in the whole suite, 8 s alone). Collecting after every test lets
-    tests share compiled kernels; freezing what survives keeps each collection to one test's
-    objects."""
+    change the kernels of later renders, and each test compiled kernels of its own (CHANGELOG).
+    Collecting after every test lets tests share compiled kernels; freezing what survives keeps
+    each collection to one test's objects."""
     yield
     if "mitsuba" in sys.modules:
         gc.collect()
