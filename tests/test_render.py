@@ -286,27 +286,25 @@ def test_the_replayed_shading_adjoint_gives_the_traced_gradients(sphere, options
     weights = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0))
     replayed, traced = (small_renderer(True, spp=4, **options) for _ in range(2))
     traced.replay_shading_adjoint = False
+
+    def gradient(renderer, k: int, seed: int) -> torch.Tensor:
+        v = (sphere.vertices * (1 + 0.05 * k)).requires_grad_(True)
+        images = renderer(v, sphere.faces, views[torch.tensor([k])], seed=seed)
+        (images * weights).sum().backward()
+        return v.grad
+
+    def assert_same(got: torch.Tensor, expected: torch.Tensor) -> None:
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(got, expected, rtol=1e-4,
+                                   atol=1e-5 * float(expected.abs().max()))
+
     for k in range(4):
-        grads = []
-        for renderer in (replayed, traced):
-            v = (sphere.vertices * (1 + 0.05 * k)).requires_grad_(True)
-            images = renderer(v, sphere.faces, views[torch.tensor([k])], seed=k)
-            (images * weights).sum().backward()
-            grads.append(v.grad)
-        assert grads[1].abs().max() > 0
-        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4,
-                                   atol=1e-5 * float(grads[1].abs().max()))
+        assert_same(gradient(replayed, k, k), gradient(traced, k, k))
     shading_recorded = replayed._kernels.recordings[1] > 0
     assert shading_recorded == ("shading_spp" in options)
     # Switched off on the renderer that replayed: its traced adjoint has every term again.
     replayed.replay_shading_adjoint = False
-    grads = []
-    for renderer in (replayed, traced):
-        v = sphere.vertices.clone().requires_grad_(True)
-        (renderer(v, sphere.faces, views[torch.tensor([0])], seed=7) * weights).sum().backward()
-        grads.append(v.grad)
-    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4,
-                               atol=1e-5 * float(grads[1].abs().max()))
+    assert_same(gradient(replayed, 0, 7), gradient(traced, 0, 7))
 
 
 @pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
