@@ -17,6 +17,13 @@ def sphere():
     return IcoSphere(subdivisions=2, radius=1.0).build()
 
 
+def assert_same_gradient(got: torch.Tensor, expected: torch.Tensor) -> None:
+    """``got`` equals the non-zero ``expected`` up to float rounding (relative to its largest
+    entry): the tolerance of two computations of one gradient."""
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
 def small_renderer(environment: bool, spp: int = 2, **options) -> MitsubaRenderer:
     """A 24-pixel renderer of the point-light scene, or (``environment``) of MRD's scene lit by
     a sun sky; ``options`` go to the renderer."""
@@ -265,9 +272,8 @@ def test_replayed_kernels_render_and_differentiate_like_traced_ones(sphere, inte
         (image_f, grad_f), (image_t, grad_t) = step(frozen, k), step(traced, k)
         recordings.append(frozen._kernels.recordings[0])
         torch.testing.assert_close(image_f, image_t, rtol=0, atol=1e-6)
-        assert grad_t.abs().max() > 0
-        torch.testing.assert_close(grad_f, grad_t, rtol=1e-4, atol=1e-5 * float(grad_t.abs().max()))
-    assert frozen.freezes_backward and not traced.freezes_backward
+        assert_same_gradient(grad_f, grad_t)
+    assert traced._kernels.recordings == (0, 0)
     # Recorded while the film and the sample counts are new, then only replayed.
     assert recordings[3] == recordings[-1], recordings
     assert 0 < frozen._kernels.recordings[1] <= recordings[-1]
@@ -293,18 +299,13 @@ def test_the_replayed_shading_adjoint_gives_the_traced_gradients(sphere, options
         (images * weights).sum().backward()
         return v.grad
 
-    def assert_same(got: torch.Tensor, expected: torch.Tensor) -> None:
-        assert expected.abs().max() > 0
-        torch.testing.assert_close(got, expected, rtol=1e-4,
-                                   atol=1e-5 * float(expected.abs().max()))
-
     for k in range(4):
-        assert_same(gradient(replayed, k, k), gradient(traced, k, k))
+        assert_same_gradient(gradient(replayed, k, k), gradient(traced, k, k))
     shading_recorded = replayed._kernels.recordings[1] > 0
     assert shading_recorded == ("shading_spp" in options)
     # Switched off on the renderer that replayed: its traced adjoint has every term again.
     replayed.replay_shading_adjoint = False
-    assert_same(gradient(replayed, 0, 7), gradient(traced, 0, 7))
+    assert_same_gradient(gradient(replayed, 0, 7), gradient(traced, 0, 7))
 
 
 @pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
@@ -494,8 +495,7 @@ def test_stored_silhouette_samples_give_the_same_images_and_gradients(sphere, en
     for k in range(4):
         (image_s, grad_s), (image_p, grad_p) = step(stored, k), step(plain, k)
         torch.testing.assert_close(image_s, image_p, rtol=0, atol=0)
-        assert grad_p.abs().max() > 0
-        torch.testing.assert_close(grad_s, grad_p, rtol=1e-4, atol=1e-5 * float(grad_p.abs().max()))
+        assert_same_gradient(grad_s, grad_p)
     from mitsuba.ad.projective import ProjectiveDetail
 
     assert type(stored._scene.integrator().proj_detail).__name__ == "StoredSilhouetteSamples"

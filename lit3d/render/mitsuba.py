@@ -133,13 +133,6 @@ class MitsubaRenderer(Renderer):
                      _kernels=None, _state=None, _held={})
         return state
 
-    @property
-    def freezes_backward(self) -> bool:
-        """Whether the adjoint render is replayed from recorded kernels too: all of it, or of
-        projective integrators the shading term (Dr.Jit cannot record their silhouette
-        sampling, which builds data structures on the host)."""
-        return self.freeze
-
     # -- scene ---------------------------------------------------------------------------------
     @staticmethod
     def _topology_key(faces: Tensor, num_vertices: int, colored: bool = False) -> tuple:
