@@ -337,7 +337,10 @@ def _shading_adjoint(mi, dr, scene, grad_image, seed, spp: int) -> None:
     this is its continuous branch (the same samples, seeds and splatting), or ``RBIntegrator``'s
     adjoint for integrators with radiative backpropagation (``prb_projective``), so that it can
     be recorded. Added to the integrator's own adjoint with ``sppc = 0`` it gives Mitsuba's
-    gradients (tests)."""
+    gradients (tests). Unlike Mitsuba's, it splats zeros that carry the samples' gradients
+    rather than their radiance: the derivative image's value is never read, so no kernel
+    computes it (Mitsuba's runs one that shades every sample only to splat it;
+    ``bench/render_backward.py``)."""
     from mitsuba.ad.integrators.common import ADIntegrator, RBIntegrator
 
     integrator = scene.integrator()
@@ -353,9 +356,12 @@ def _shading_adjoint(mi, dr, scene, grad_image, seed, spp: int) -> None:
         radiance, valid, aovs, _ = integrator.sample(
             mode=dr.ADMode.Backward, scene=scene, sampler=sampler, ray=ray, depth=0, δL=None,
             state_in=None, active=mi.Bool(True), project=False, si_shade=None)
+    # Zeros carrying the radiance's gradient: the splat and develop are linear in the value,
+    # so the image's gradient does not depend on it, and nothing evaluates the radiance.
+    value = dr.replace_grad(dr.zeros(mi.Spectrum, dr.width(radiance)), radiance * weight)
     block = film.create_block()
     block.set_coalesce(block.coalesce() and spp >= 4)
-    ADIntegrator._splat_to_block(block, film, pos, value=radiance * weight, weight=1.0,
+    ADIntegrator._splat_to_block(block, film, pos, value=value, weight=1.0,
                                  alpha=dr.select(valid, mi.Float(1), mi.Float(0)),
                                  aovs=[aov * weight for aov in aovs],
                                  wavelengths=ray.wavelengths)
