@@ -308,6 +308,38 @@ def test_the_replayed_shading_adjoint_gives_the_traced_gradients(sphere, options
     assert_same_gradient(gradient(replayed, 0, 7), gradient(traced, 0, 7))
 
 
+def test_the_replayed_shading_adjoint_shades_each_sample_once(sphere):
+    """The shading adjoint splats zeros carrying the samples' gradients, so one kernel over the
+    samples shades them (the adjoint's); Mitsuba's traced adjoint runs a second one that
+    shades every sample to splat the derivative image's value, which nobody reads. (Dr.Jit's
+    kernel history of a backward pass with the silhouette term off; a kernel that shades has
+    over a thousand operations, the splat of positions alone a few dozen.)"""
+    import drjit as dr
+
+    from lit3d.data.views import fibonacci_views
+
+    views = fibonacci_views(4, 4.0, 40.0)
+
+    def shading_kernels(replay: bool) -> int:
+        renderer = MitsubaRenderer(image_size=24, spp=2, integrator_options={"sppp": 0})
+        renderer.replay_shading_adjoint = replay
+        for k in range(3):  # recorded, then replayed
+            v = sphere.vertices.clone().requires_grad_(True)
+            images = renderer(v, sphere.faces, views[torch.tensor([k])], seed=k)
+            dr.kernel_history()  # clears it
+            dr.set_flag(dr.JitFlag.KernelHistory, True)
+            try:
+                images.sum().backward()
+            finally:
+                dr.set_flag(dr.JitFlag.KernelHistory, False)
+            history = dr.kernel_history()
+        return sum(1 for kernel in history if kernel.get("size") == 24 * 24 * 2
+                   and (kernel.get("operation_count") or 0) > 200)
+
+    assert shading_kernels(replay=True) == 1
+    assert shading_kernels(replay=False) == 2
+
+
 @pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
 def test_reusing_the_forward_scene_state_gives_the_same_images_and_gradients(sphere,
                                                                             environment):

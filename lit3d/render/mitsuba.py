@@ -339,7 +339,7 @@ def _shading_adjoint(mi, dr, scene, grad_image, seed, spp: int) -> None:
     be recorded. Added to the integrator's own adjoint with ``sppc = 0`` it gives Mitsuba's
     gradients (tests). Unlike Mitsuba's, it splats zeros that carry the samples' gradients
     rather than their radiance: the derivative image's value is never read, so no kernel
-    computes it (Mitsuba's runs one that shades every sample only to splat it;
+    computes it (Mitsuba's runs one that shades every sample only to splat it: tests,
     ``bench/render_backward.py``)."""
     from mitsuba.ad.integrators.common import ADIntegrator, RBIntegrator
 
