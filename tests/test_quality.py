@@ -108,9 +108,9 @@ def test_complex_cell_seeds_reach_the_optimum_in_different_phases(tmp_path):
     the cell's orientation (135°) and frequency, and in phases >= 15° apart (5x the fit's
     accuracy). The phase a run lands on is random and two seeds can land on nearly the same
     one, so seeds run two at a time, up to six, until two good runs of different phases exist
-    (measured, seeds 0-3: 0.877, 0.878, 0.734, 0.876 at phases 118°, 83°, -70°, 116°; in
-    another machine 0.880, 0.864, 0.671, 0.870 at 120°, 138°, -21°, 122°: a seed's run repeats
-    exactly on one machine but not across machines). All results are printed (``pytest -s``)."""
+    (measured with the config's ``silhouette_spp 8``, seeds 0-5: 0.874, 0.866, 0.649, 0.877,
+    0.909, 0.829 at phases 122°, 174°, -7°, 125°, 78°, 89°; a seed's run repeats exactly on one
+    machine but not across machines, docs/results.md). All results are printed (``pytest -s``)."""
     results = {}
     for pair in ((0, 1), (2, 3), (4, 5)):
         runs = {seed: start_fit("configs/mei3d_complex_cell.yaml", tmp_path, f"seed{seed}",
