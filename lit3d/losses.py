@@ -6,8 +6,10 @@ Renders are linear radiance (B, 3, H, W); a network only ever sees them through
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
+from lit3d.models.base import LatentDistance
 from lit3d.render.tonemap import display
 
 
@@ -45,9 +47,6 @@ def latent_loss(model, images: Tensor, target_latents: Tensor) -> Tensor:
     targets' (B, D): ``1 − cosine``, or the LPIPS distance for ``lpips_vgg``
     (:meth:`lit3d.models.zoo.VisionModel.distance`)."""
     latents = latents_of(model, images)
-    distance = getattr(model, "distance", None)
-    if distance is None:
-        import torch.nn.functional as F
-
-        return (1 - F.cosine_similarity(latents, target_latents, dim=1)).mean()
-    return distance(latents, target_latents).mean()
+    if isinstance(model, LatentDistance):
+        return model.distance(latents, target_latents).mean()
+    return (1 - F.cosine_similarity(latents, target_latents, dim=1)).mean()

@@ -77,6 +77,23 @@ def test_resize_is_noop_at_size_and_shrinks():
     assert resize(x, 16).shape == (1, 1, 16, 16)
 
 
+def test_resize_antialiases_only_when_shrinking():
+    import torch.nn.functional as F
+
+    x = torch.rand(2, 3, 24, 40, generator=torch.Generator().manual_seed(0))
+
+    def bilinear(size, antialias):
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+                             antialias=antialias)
+
+    up = resize(x, 56)
+    assert torch.equal(up, bilinear((56, 56), False))
+    assert torch.allclose(up, bilinear((56, 56), True), atol=1e-5)  # the same image
+    assert torch.equal(resize(x, 16), bilinear((16, 16), True))
+    assert torch.equal(resize(x, 32), bilinear((32, 32), True))  # taller, but narrower
+    assert not torch.allclose(resize(x, 16), bilinear((16, 16), False), atol=1e-3)
+
+
 def test_simple_cell_optimum_is_its_filter_and_bounds_all_images():
     cell = SimpleCell(input_size=32, orientation_deg=30.0, frequency=4.0, rectification="relu")
     optimum = cell(cell.optimal_images())

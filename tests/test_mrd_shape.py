@@ -71,6 +71,22 @@ def test_pixel_and_latent_losses():
     assert latent_loss(net, b, target) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_latent_loss_takes_the_networks_own_distance():
+    from lit3d.models import VisionModel
+    from lit3d.models.base import LatentDistance
+
+    a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    lpips = VisionModel("lpips_vgg", weights=None, input_size=32)
+    assert isinstance(lpips, LatentDistance) and not isinstance(TinyNet(), LatentDistance)
+    with torch.no_grad():
+        target = lpips(display(b))
+        latents = lpips(display(a))
+        squared = (latents - target).pow(2).sum(1).mean()  # LPIPS: not 1 - cosine
+        assert latent_loss(lpips, a, target) == pytest.approx(float(squared), rel=1e-5)
+        cosine = 1 - torch.nn.functional.cosine_similarity(latents, target).mean()
+        assert float(squared) != pytest.approx(float(cosine), rel=1e-2)
+
+
 def test_metamer_summary_takes_the_peak_epoch_and_compares_with_the_baseline(tmp_path):
     history = [{"epoch": -1, "similarity": 0.5, "per_view": [0.5]},
                {"epoch": 0, "similarity": 0.7, "per_view": [0.7], "rsa_tau": 0.2, "rsa_p": 0.1},

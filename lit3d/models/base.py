@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 from torch import Tensor, nn
 
 
@@ -42,3 +44,13 @@ class ResponseModel(nn.Module):
         """(N, 3, H, W) images that drive each unit maximally, where that optimum is known
         (simulated cells); ``None`` otherwise."""
         return None
+
+
+@runtime_checkable
+class LatentDistance(Protocol):
+    """A network with its own dissimilarity of latents (LPIPS: the squared Euclidean distance);
+    the MRD latent loss uses ``1 − cosine`` for networks without one."""
+
+    def distance(self, a: Tensor, b: Tensor) -> Tensor:
+        """(B, D), (B, D) latents -> (B,) dissimilarity."""
+        ...

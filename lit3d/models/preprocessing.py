@@ -28,11 +28,17 @@ def to_grayscale(images: Tensor) -> Tensor:
 
 
 def resize(images: Tensor, size: int | tuple[int, int]) -> Tensor:
-    """Bilinear (antialiased when shrinking) resize of (B, C, H, W) to ``size``; no-op if equal."""
+    """Bilinear (antialiased when shrinking) resize of (B, C, H, W) to ``size``; no-op if equal.
+
+    Enlarging leaves the antialiasing filter out: its support is then the bilinear kernel's, so
+    the images are the same to float rounding, without the filter's slower backward pass."""
     size = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(images.shape[-2:]) == size:
+    height, width = images.shape[-2:]
+    if (height, width) == size:
         return images
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+    shrinking = size[0] < height or size[1] < width
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False,
+                         antialias=shrinking)
 
 
 class ImageNormalizer(nn.Module):
