@@ -273,7 +273,7 @@ def test_replayed_kernels_render_and_differentiate_like_traced_ones(sphere, inte
         recordings.append(frozen._kernels.recordings[0])
         torch.testing.assert_close(image_f, image_t, rtol=0, atol=1e-6)
         assert_same_gradient(grad_f, grad_t)
-    assert traced._kernels.recordings == (0, 0)
+    assert traced._kernels.recordings == (0, 0, 0)
     # Recorded while the film and the sample counts are new, then only replayed.
     assert recordings[3] == recordings[-1], recordings
     assert 0 < frozen._kernels.recordings[1] <= recordings[-1]
@@ -504,9 +504,10 @@ def test_the_gpu_checks_reference_image_is_what_the_cpu_renders():
 @pytest.mark.parametrize("environment", [False, True], ids=["point_light", "environment"])
 def test_stored_silhouette_samples_give_the_same_images_and_gradients(sphere, environment,
                                                                       integrator):
-    """Projective integrators with their primary-silhouette samples stored (the default) and
-    with Mitsuba's own schedule: equal images, vertex gradients equal up to float rounding,
-    and the silhouette term is part of them (the gradient changes without it)."""
+    """Projective integrators with their primary-silhouette samples stored (the default: their
+    radiance differences from recorded kernels) and with Mitsuba's own schedule (traced): equal
+    images, vertex gradients equal up to float rounding, and the silhouette term is part of
+    them (the gradient changes without it)."""
     from lit3d.data.views import fibonacci_views
 
     def make(store: bool, **options):
@@ -524,14 +525,20 @@ def test_stored_silhouette_samples_give_the_same_images_and_gradients(sphere, en
         return images.detach(), v.grad
 
     stored, plain = make(True), make(False)
+    recordings = []
     for k in range(4):
         (image_s, grad_s), (image_p, grad_p) = step(stored, k), step(plain, k)
         torch.testing.assert_close(image_s, image_p, rtol=0, atol=0)
         assert_same_gradient(grad_s, grad_p)
+        recordings.append(stored._kernels.recordings[2])
     from mitsuba.ad.projective import ProjectiveDetail
 
     assert type(stored._scene.integrator().proj_detail).__name__ == "StoredSilhouetteSamples"
     assert type(plain._scene.integrator().proj_detail) is ProjectiveDetail
+    # The stored samples' radiance differences came from kernels recorded once, then replayed
+    # for other views and vertices (other silhouettes); Mitsuba's schedule traces them.
+    assert recordings[0] >= 1 and recordings[1] == recordings[-1], recordings
+    assert plain._kernels.recordings[2] == 0
     # without the silhouette term (sppp 0) the gradient differs: the comparison covered it
     no_silhouette = make(True, integrator_options={"sppp": 0})
     _, grad_n = step(no_silhouette, 3)

@@ -7,7 +7,7 @@ a ``point`` emitter and a ``constant`` environment (the uniform grey background)
 each view is a torch autograd function (``_ViewRender``) whose forward pass renders the primal
 image and whose backward pass runs the integrator's adjoint render, both on kernels Dr.Jit
 records once and replays (``_Kernels``; of a projective integrator's adjoint, the shading
-term); vertices and images cross by DLPack.
+term and the silhouette samples' radiance differences); vertices and images cross by DLPack.
 
 The default integrator ``direct_projective`` with ``sppi=0`` differentiates silhouettes (projective
 sampling of primary-visibility discontinuities) as well as shading; ``prb`` is faster but has no
@@ -62,9 +62,10 @@ class MitsubaRenderer(Renderer):
         background: radiance of the uniform grey environment.
         freeze: record the render's Dr.Jit kernels on the first call and replay them after
             (``dr.freeze``): same images and gradients, without re-tracing the integrator each
-            render. Of the backward pass of projective integrators only the shading term is
-            recorded (Dr.Jit cannot record their silhouette sampling); the silhouette terms
-            are traced every time.
+            render. Of the backward pass of projective integrators the shading term and the
+            radiance differences across the silhouette samples are recorded; the silhouette
+            sampling (Dr.Jit cannot record it: its edge distribution changes size every view)
+            and the splatting around it are traced every time.
         silhouette_spp: projective integrators only: samples per pixel of the primary-silhouette
             gradient term (its most expensive part), if fewer than ``spp``; ``None`` uses ``spp``.
         shading_spp: projective integrators only: samples per pixel of the shading (interior)
@@ -113,9 +114,11 @@ class MitsubaRenderer(Renderer):
         #: pass (see :func:`store_silhouette_samples`); False leaves Mitsuba's schedule (same
         #: gradients, measured by the tests). Read by every backward pass.
         self.store_silhouette_samples = True
-        #: Projective integrators with ``freeze``: replay the adjoint's shading term from
-        #: recorded kernels (see :func:`_shading_adjoint`); False traces the whole adjoint as
-        #: Mitsuba's ``render_backward`` (same gradients, measured by the tests).
+        #: Projective integrators with ``freeze``: replay the adjoint's shading term and the
+        #: silhouette samples' radiance differences from recorded kernels (see
+        #: :func:`_shading_adjoint`, :func:`_silhouette_radiance_difference`); False traces the
+        #: whole adjoint as Mitsuba's ``render_backward`` (same gradients, measured by the
+        #: tests).
         self.replay_shading_adjoint = True
         #: An untracked buffer equal to the one the scene already holds untracked is not set
         #: again (see :meth:`_set_buffer`): many views of one mesh (figures, tuning sweeps,
@@ -283,10 +286,16 @@ def _stored_silhouettes_class() -> type:
     from mitsuba.ad.projective import ProjectiveDetail
 
     class StoredSilhouetteSamples(ProjectiveDetail):
+        #: ``(scene, ss, active) -> (radiance, wavelengths)``: the recorded radiance
+        #: differences (:class:`_Kernels` sets it for one backward pass), or None: traced.
+        replay = None
+
         def eval_primary_silhouette_radiance_difference(self, scene, sampler, ss, sensor,
                                                         active=True):
             import drjit as dr
 
+            if self.replay is not None:
+                return self.replay(scene, ss, active)
             radiance, wavelengths = super().eval_primary_silhouette_radiance_difference(
                 scene, sampler, ss, sensor, active)
             dr.eval(ss, radiance, wavelengths)
@@ -372,13 +381,47 @@ def _shading_adjoint(mi, dr, scene, grad_image, seed, spp: int) -> None:
     dr.traverse(dr.ADMode.Backward)
 
 
+def _silhouette_radiance_difference(mi, dr, scene, ss, active, seed, spp: int):
+    """(radiance, wavelengths) differences across the primary-silhouette samples ``ss`` of a
+    projective integrator's adjoint at ``spp`` samples per pixel and gradient ``seed``: what
+    ``ProjectiveDetail.eval_primary_silhouette_radiance_difference`` computes inside
+    ``render_backward`` (its body, for the perspective camera lit3d builds), with the sampler
+    seeded as it is there and advanced past the sample that drew ``ss``, so that it can be
+    recorded apart from the silhouette sampling (whose edge distribution changes size every
+    view)."""
+    integrator = scene.integrator()
+    sensor = scene.sensors()[0]
+    with dr.suspend_grad():
+        sampler, _ = integrator.prepare(sensor, 0xFFFFFFFF ^ seed, spp, integrator.aov_names())
+        sampler.next_2d()  # the sample that drew the silhouette point
+        # Is the silhouette point visible from the camera, and inside its frustum?
+        sensor_center = sensor.world_transform() @ mi.Point3f(0)
+        ss_invert = mi.SilhouetteSample3f(ss)
+        ss_invert.d = -ss_invert.d
+        ray_test = ss_invert.spawn_ray()
+        ray_test.maxt = dr.norm(sensor_center - ray_test.o) * (1 - mi.math.ShadowEpsilon)
+        visible = ~scene.ray_test(ray_test, active) & active
+        it = dr.zeros(mi.Interaction3f)
+        it.p = ss.p
+        ds, _ = sensor.sample_direction(it, mi.Point2f(0), active)
+        visible &= ds.pdf != 0
+        wavelengths, weight = sensor.sample_wavelengths(
+            dr.zeros(mi.SurfaceInteraction3f),
+            sampler.next_1d() if mi.is_spectral else 0, active)
+        radiance, _ = integrator.sample_radiance_difference(scene, ss, 0, sampler, wavelengths,
+                                                            visible)
+    return radiance * weight, wavelengths
+
+
 class _Kernels:
     """The Dr.Jit computations of a render, recorded once and replayed (``dr.freeze``) when
     ``freeze``: the primal image, and the adjoint pass that turns an image gradient into
     gradients of the scene's tracked variables. Replaying skips Dr.Jit's tracing of the whole
     integrator (``bench/render_step.py``, ``prb`` at 64² × 16 spp: render + backward 32.7 ms
-    traced, 19.1 ms replayed). Of a ``projective`` integrator's adjoint, the shading term is
-    recorded (:func:`_shading_adjoint`) and the silhouette terms are traced every time. The
+    traced, 19.1 ms replayed). Of a ``projective`` integrator's adjoint, the shading term
+    (:func:`_shading_adjoint`) and the radiance differences across the primary-silhouette
+    samples (:func:`_silhouette_radiance_difference`) are recorded; the silhouette sampling
+    and splatting around the latter are traced every time. The
     arguments that change (scene state, seeds, image gradient) are Dr.Jit inputs; ``spp`` is a
     Python int, so each sample count gets its own recording (measured: the scene's first render
     records twice, as it creates the film's storage; then every call replays)."""
@@ -401,12 +444,16 @@ class _Kernels:
         def shading(scene, grad_image, seed, spp: int, threads: int):
             _shading_adjoint(mi, dr, scene, grad_image, seed, spp)
 
+        def silhouette(scene, ss, active, seed, spp: int, threads: int):
+            return _silhouette_radiance_difference(mi, dr, scene, ss, active, seed, spp)
+
         self.mi, self.dr = mi, dr
         self.projective = projective
         self.options = options  # the integrator's own (sppc, sppp, sppi); 0 turns a term off
         self._primal = dr.freeze(primal) if freeze else primal
         self._adjoint = dr.freeze(adjoint) if freeze and not projective else adjoint
         self._shading = dr.freeze(shading) if freeze and projective else None
+        self._silhouette = dr.freeze(silhouette) if freeze and projective else None
 
     def primal(self, scene, seed, spp: int):
         """(H, W, 3) image of ``scene``."""
@@ -432,17 +479,28 @@ class _Kernels:
                 self._adjoint(scene, grad_image, seed, spp, (shading, silhouette, indirect),
                               threads)
                 return
-            # The silhouette terms, traced; then the shading term, replayed.
-            self._adjoint(scene, grad_image, seed, spp, (0, silhouette, indirect), threads)
+            # The silhouette terms, traced around their replayed radiance differences; then the
+            # shading term, replayed.
+            detail = scene.integrator().proj_detail
+            if silhouette and isinstance(detail, _stored_silhouettes_class()):
+                detail.replay = functools.partial(self._silhouette, seed=seed, spp=silhouette,
+                                                  threads=threads)
+            try:
+                self._adjoint(scene, grad_image, seed, spp, (0, silhouette, indirect), threads)
+            finally:
+                if isinstance(detail, _stored_silhouettes_class()):
+                    detail.replay = None
             if shading:
                 self._shading(scene, grad_image, seed, shading, threads)
 
     @property
-    def recordings(self) -> tuple[int, int]:
-        """How many times the (primal, adjoint) computations were recorded (0 if not frozen;
-        of a projective integrator's adjoint, its shading term)."""
+    def recordings(self) -> tuple[int, int, int]:
+        """How many times the (primal, adjoint, silhouette) computations were recorded (0 if
+        not frozen; of a projective integrator's adjoint, its shading term and its silhouette
+        samples' radiance differences; silhouette 0 for other integrators)."""
         adjoint = self._adjoint if self._shading is None else self._shading
-        return tuple(getattr(f, "n_recordings", 0) for f in (self._primal, adjoint))
+        return tuple(getattr(f, "n_recordings", 0)
+                     for f in (self._primal, adjoint, self._silhouette))
 
     def seeds(self, seed: int):
         """(primal seed, gradient seed) as ``mi.render`` derives them (decorrelated)."""
