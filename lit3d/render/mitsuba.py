@@ -482,13 +482,14 @@ class _Kernels:
             # The silhouette terms, traced around their replayed radiance differences; then the
             # shading term, replayed.
             detail = scene.integrator().proj_detail
-            if silhouette and isinstance(detail, _stored_silhouettes_class()):
+            replaying = bool(silhouette) and isinstance(detail, _stored_silhouettes_class())
+            if replaying:
                 detail.replay = functools.partial(self._silhouette, seed=seed, spp=silhouette,
                                                   threads=threads)
             try:
                 self._adjoint(scene, grad_image, seed, spp, (0, silhouette, indirect), threads)
             finally:
-                if isinstance(detail, _stored_silhouettes_class()):
+                if replaying:
                     detail.replay = None
             if shading:
                 self._shading(scene, grad_image, seed, shading, threads)
